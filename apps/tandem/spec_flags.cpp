@@ -1,0 +1,43 @@
+#include "spec_flags.h"
+
+#include <algorithm>
+
+namespace tandem::app {
+
+void ModelFlags::add(CLI::App& cmd) {
+  cmd.add_option("--model,--model-path", model, "Hugging Face checkpoint folder")->capture_default_str();
+  cmd.add_option("--threads", threads, "CPU threads (0: all)")->capture_default_str();
+  cmd.add_option("--speculative-algorithm", spec_algorithm, "NEXTN (aliases EAGLE, MTP): draft with the MTP layer");
+  cmd.add_option("--speculative-num-steps", spec_num_steps, "draft tokens per verify step (K)")->capture_default_str();
+  cmd.add_option("--speculative-eagle-topk", spec_eagle_topk, "draft branching; 1 = chain")->capture_default_str();
+  cmd.add_option("--speculative-num-draft-tokens", spec_num_draft_tokens, "tokens per verify pass (chain: K + 1)");
+  cmd.add_option("--speculative-draft-model-quantization", draft_quant,
+                 "auto | unquant | fp8 | compressed-tensors")
+      ->capture_default_str();
+}
+
+void ModelFlags::validate() const {
+  if (speculative()) {
+    std::string a = spec_algorithm;
+    std::transform(a.begin(), a.end(), a.begin(), ::toupper);
+    if (a != "NEXTN" && a != "EAGLE" && a != "MTP")
+      fail("--speculative-algorithm {}: tandem implements NEXTN (aliases EAGLE, MTP)", spec_algorithm);
+  }
+  if (spec_eagle_topk != 1)
+    fail("--speculative-eagle-topk {}: only 1 (a chain of drafts) is implemented; tree drafting is not", spec_eagle_topk);
+  if (spec_num_steps < 1 || spec_num_steps > 16) fail("--speculative-num-steps must be in [1, 16], got {}", spec_num_steps);
+  if (spec_num_draft_tokens != 0 && spec_num_draft_tokens != spec_num_steps + 1)
+    fail("--speculative-num-draft-tokens {} must equal --speculative-num-steps + 1 = {} for a chain",
+         spec_num_draft_tokens, spec_num_steps + 1);
+  models::mtp::DraftQuantRequest::parse(draft_quant);
+}
+
+models::LoadOptions ModelFlags::load_options() const {
+  return models::LoadOptions{.with_draft = speculative(), .draft_quant = models::mtp::DraftQuantRequest::parse(draft_quant)};
+}
+
+engine::SpecOptions ModelFlags::spec_options() const {
+  return engine::SpecOptions{.enabled = speculative(), .num_steps = spec_num_steps};
+}
+
+}  // namespace tandem::app

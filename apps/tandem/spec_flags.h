@@ -1,0 +1,30 @@
+// Speculative-decoding and model flags shared by `generate`, `serve` and `bench` (SGLang's names).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <string>
+
+#include "engine/engine.h"
+#include "models/loaded_model.h"
+
+namespace tandem::app {
+
+struct ModelFlags {
+  std::string model = "models/tandem-tiny";
+  int threads = 0;
+  std::string spec_algorithm;           // "", NEXTN, EAGLE, MTP
+  int spec_num_steps = 3;               // default for Glm4Moe (SGLang's (3, 1, 4))
+  int spec_eagle_topk = 1;
+  int spec_num_draft_tokens = 0;        // 0: K + 1
+  std::string draft_quant = "auto";
+
+  void add(CLI::App& cmd);
+  /// Validates the flag combination; throws tandem::Error with the flag's name.
+  void validate() const;
+  bool speculative() const { return !spec_algorithm.empty(); }
+  models::LoadOptions load_options() const;
+  engine::SpecOptions spec_options() const;
+};
+
+}  // namespace tandem::app

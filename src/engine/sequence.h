@@ -1,0 +1,40 @@
+// Engine-internal state of one request.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/request.h"
+#include "kv/block_table.h"
+#include "sampling/sampler.h"
+
+namespace tandem::engine {
+
+struct Sequence {
+  uint64_t id = 0;
+  GenerateRequest req;
+  OutputCallback callback;
+  std::vector<int32_t> tokens;     // prompt + committed output
+  int64_t n_prompt = 0;
+  int64_t n_cached = 0;            // target KV valid for positions [0, n_cached)
+  int64_t n_draft_cached = 0;      // draft KV (from target hidden states) valid for [0, n_draft_cached)
+  kv::BlockTable blocks;
+  sampling::Rng rng;
+  sampling::TokenHistory history;
+  std::vector<int32_t> drafts;     // proposals for the next verify pass (empty: none yet)
+  SpecStats spec;
+  uint64_t admit_order = 0;        // for preemption: the newest admitted goes first
+  bool speculative = false;        // this request runs with the draft
+
+  Sequence(uint64_t id_, GenerateRequest r, OutputCallback cb, int block_size, uint64_t seed)
+      : id(id_), req(std::move(r)), callback(std::move(cb)), blocks(block_size), rng(seed) {
+    tokens = req.prompt;
+    n_prompt = static_cast<int64_t>(tokens.size());
+    for (int32_t t : req.prompt) ++history.prompt_counts[t];
+  }
+  int64_t n_output() const { return static_cast<int64_t>(tokens.size()) - n_prompt; }
+  /// Tokens not yet run through the target: the whole prompt at first, one (the newest) while decoding.
+  int64_t n_pending() const { return static_cast<int64_t>(tokens.size()) - n_cached; }
+};
+
+}  // namespace tandem::engine

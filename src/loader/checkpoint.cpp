@@ -1,0 +1,132 @@
+#include "loader/checkpoint.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace tandem::loader {
+
+namespace {
+
+constexpr const char* kIndexName = "model.safetensors.index.json";
+
+nlohmann::json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read {}", path.string());
+  std::stringstream ss;
+  ss << in.rdbuf();
+  try {
+    return nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    fail("{} is not valid JSON: {}", path.string(), e.what());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
+  std::unique_ptr<Checkpoint> c(new Checkpoint());
+  c->dir_ = dir;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) fail("checkpoint directory {} does not exist", dir.string());
+
+  const auto config_path = dir / "config.json";
+  if (!std::filesystem::exists(config_path, ec))
+    fail("{} has no config.json; is it a Hugging Face model folder?", dir.string());
+  c->config_ = read_json_file(config_path);
+  if (!c->config_.is_object()) fail("{} is not a JSON object", config_path.string());
+
+  const auto gen_path = dir / "generation_config.json";
+  if (std::filesystem::exists(gen_path, ec)) {
+    c->generation_config_ = read_json_file(gen_path);
+    if (!c->generation_config_.is_object()) fail("{} is not a JSON object", gen_path.string());
+    c->has_generation_config_ = true;
+  }
+  c->open_weights();
+  return c;
+}
+
+void Checkpoint::add_file(const std::string& name) {
+  if (files_.contains(name)) return;
+  files_.emplace(name, SafetensorsFile::open(dir_ / name));
+}
+
+void Checkpoint::open_weights() {
+  std::set<std::string> on_disk;  // every *.safetensors in the folder
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.starts_with(".") || entry.path().extension() != ".safetensors") continue;
+    if (entry.is_regular_file(ec)) on_disk.insert(name);
+  }
+  if (ec) fail("cannot list {}: {}", dir_.string(), ec.message());
+
+  const auto index_path = dir_ / kIndexName;
+  std::map<std::string, std::string> weight_map;  // tensor -> file, from the index
+  const bool has_index = std::filesystem::exists(index_path, ec);
+  if (has_index) {
+    const nlohmann::json index = read_json_file(index_path);
+    if (!index.is_object() || !index.contains("weight_map") || !index["weight_map"].is_object())
+      fail("{}: expected an object with a \"weight_map\" object", index_path.string());
+    for (const auto& [tensor, file] : index["weight_map"].items()) {
+      if (!file.is_string())
+        fail("{}: weight_map[\"{}\"] must be a file name string, got {}", index_path.string(), tensor, file.dump());
+      weight_map[tensor] = file.get<std::string>();
+    }
+    for (const auto& [tensor, file] : weight_map) {
+      if (files_.contains(file)) continue;
+      if (!std::filesystem::is_regular_file(dir_ / file, ec))
+        fail("{} maps tensor '{}' to {}, which does not exist in {}", index_path.string(), tensor, file,
+             dir_.string());
+      add_file(file);
+    }
+  } else if (on_disk.empty()) {
+    fail("{} has neither {} nor any *.safetensors file", dir_.string(), kIndexName);
+  }
+  // Scan every other shard too: exports have shipped tensors (GLM's MTP layer) in files the index omits.
+  for (const auto& name : on_disk) add_file(name);
+
+  for (const auto& [file_name, file] : files_) {
+    for (const TensorInfo& t : file->tensors()) {
+      const auto [it, inserted] = tensors_.emplace(t.name, &t);
+      if (!inserted)
+        fail("tensor '{}' is in both {} and {} (in {})", t.name, it->second->file, file_name, dir_.string());
+      if (has_index && !weight_map.contains(t.name)) ++outside_index_;
+    }
+  }
+  for (const auto& [tensor, file] : weight_map) {
+    if (files_.at(file)->find(tensor) == nullptr)
+      fail("{} maps tensor '{}' to {}, but that file has no such tensor", index_path.string(), tensor, file);
+  }
+  if (outside_index_ > 0)
+    log::info("{}: {} tensors found in safetensors files outside {}", dir_.string(), outside_index_, kIndexName);
+}
+
+const TensorInfo* Checkpoint::find(std::string_view name) const {
+  const auto it = tensors_.find(name);
+  return it == tensors_.end() ? nullptr : it->second;
+}
+
+std::vector<std::string> Checkpoint::tensor_names() const {
+  std::vector<std::string> out;
+  out.reserve(tensors_.size());
+  for (const auto& [name, t] : tensors_) out.push_back(name);
+  return out;
+}
+
+size_t Checkpoint::total_bytes() const {
+  size_t n = 0;
+  for (const auto& [name, t] : tensors_) n += t->nbytes;
+  return n;
+}
+
+std::vector<std::string> Checkpoint::files() const {
+  std::vector<std::string> out;
+  for (const auto& [name, f] : files_) out.push_back(name);
+  return out;
+}
+
+}  // namespace tandem::loader

@@ -1,0 +1,45 @@
+// The `quantization_config` of a Hugging Face config.json, reduced to what tandem can run: FP8 (e4m3)
+// weights with per-tensor, per-channel or block scales and dynamic activations, written either by
+// compressed-tensors (zai-org GLM-4.x-FP8, llm-compressor FP8_DYNAMIC / FP8_BLOCK) or DeepSeek-style
+// `"quant_method": "fp8"`. Anything else is a load error naming the field, never a silent fallback.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tandem::loader {
+
+enum class QuantMethod { kNone, kCompressedTensors, kFp8 /* DeepSeek-style quant_method fp8 */ };
+enum class WeightStrategy { kTensor, kChannel, kBlock };
+
+struct QuantConfig {
+  QuantMethod method = QuantMethod::kNone;
+  WeightStrategy weight_strategy = WeightStrategy::kChannel;
+  int block_out = 0, block_in = 0;  // kBlock: compressed-tensors block_structure / fp8 weight_block_size
+  std::string activation_scheme;    // "dynamic per-token", "dynamic per-group 128", "dynamic per-tensor", "none"
+  std::vector<std::string> ignore;  // exact names and "re:" regexes as written
+  nlohmann::json raw;               // the original object (for writing back / inspect)
+
+  /// Whether the module (e.g. "model.layers.3.mlp.down_proj", "lm_head") is excluded from quantization.
+  /// An entry "re:<pattern>" matches when the pattern matches at the start of the name (Python re.match, as
+  /// compressed-tensors and vLLM do); any other entry must equal the name. For quant_method fp8 a plain
+  /// entry also matches as a substring, which is how transformers reads `modules_to_not_convert`.
+  bool is_ignored(std::string_view module_name) const;
+
+  /// Reads config["quantization_config"] if present (kNone otherwise). Throws tandem::Error naming the
+  /// field and value of anything unsupported (other methods or formats, int / non-8-bit / asymmetric
+  /// weights, static activation scales, mixed schemes across config_groups, invalid regexes).
+  static QuantConfig from_hf(const nlohmann::json& config);
+  /// A quantization_config object that from_hf reads back to the same settings (null for kNone).
+  nlohmann::json to_hf() const;
+
+ private:
+  // Compiled "re:" entries of `ignore`, built by from_hf; is_ignored recompiles if `ignore` was changed since.
+  std::vector<std::string> compiled_from_;
+  std::vector<std::regex> ignore_regex_;
+};
+
+}  // namespace tandem::loader

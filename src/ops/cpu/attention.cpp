@@ -1,0 +1,114 @@
+// Paged KV store and causal GQA attention. Cache layout (KvLayerView): K and V are each
+// [n_blocks, block_size, n_kv_heads, head_dim] f32; position pos of a sequence lives in physical block
+// block_table[pos / block_size], slot pos % block_size.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "ops/cpu/cpu_ops.h"
+
+namespace tandem::ops::cpu {
+namespace {
+
+void check_view(const KvLayerView& kv, const char* op) {
+  TANDEM_CHECK(kv.k && kv.v && kv.n_blocks > 0 && kv.block_size > 0 && kv.n_kv_heads > 0 && kv.head_dim > 0,
+               "{}: incomplete KV view (n_blocks {}, block_size {}, n_kv_heads {}, head_dim {})", op, kv.n_blocks,
+               kv.block_size, kv.n_kv_heads, kv.head_dim);
+}
+
+/// Checks that every sequence's rows lie in [0, T) and that every block its positions use is a valid
+/// physical block.
+void check_seqs(std::span<const SeqSlice> seqs, int64_t T, const KvLayerView& kv, const char* op) {
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const SeqSlice& sq = seqs[s];
+    TANDEM_CHECK(sq.n_tokens >= 0 && sq.start_pos >= 0 && sq.token_begin >= 0 && sq.token_begin + sq.n_tokens <= T,
+                 "{}: sequence {} covers rows [{}, +{}) at position {}, batch has {} rows", op, s, sq.token_begin,
+                 sq.n_tokens, sq.start_pos, T);
+    if (sq.n_tokens == 0) continue;
+    TANDEM_CHECK(sq.block_table != nullptr, "{}: sequence {} has no block table", op, s);
+    const int64_t n_logical = (int64_t{sq.start_pos} + sq.n_tokens + kv.block_size - 1) / kv.block_size;
+    for (int64_t b = 0; b < n_logical; ++b)
+      TANDEM_CHECK(sq.block_table[b] >= 0 && sq.block_table[b] < kv.n_blocks,
+                   "{}: sequence {} logical block {} maps to physical block {}, cache has {}", op, s, b,
+                   sq.block_table[b], kv.n_blocks);
+  }
+}
+
+}  // namespace
+
+void kv_store(const CpuContext& ctx, const Tensor& k, const Tensor& v, const KvLayerView& kv,
+              std::span<const SeqSlice> seqs) {
+  check_view(kv, "kv_store");
+  TANDEM_CHECK(k.dtype == DType::kF32 && v.dtype == DType::kF32 && k.rank() == 3 && k.shape == v.shape &&
+                   k.dim(1) == kv.n_kv_heads && k.dim(2) == kv.head_dim,
+               "kv_store: k {} and v {} must be f32 [T, {}, {}]", k.shape.str(), v.shape.str(), kv.n_kv_heads,
+               kv.head_dim);
+  check_seqs(seqs, k.dim(0), kv, "kv_store");
+  const int64_t row = int64_t{kv.n_kv_heads} * kv.head_dim;  // floats per token per cache
+  for (const SeqSlice& sq : seqs) {
+    ctx.pool->parallel_for(sq.n_tokens, grain_for(2 * row), [&](int64_t b, int64_t e) {
+      for (int64_t j = b; j < e; ++j) {
+        const int64_t pos = sq.start_pos + j;
+        const int64_t slot = int64_t{sq.block_table[pos / kv.block_size]} * kv.block_size + pos % kv.block_size;
+        const size_t bytes = static_cast<size_t>(row) * sizeof(float);
+        std::memcpy(kv.k + slot * row, k.ptr<const float>() + (sq.token_begin + j) * row, bytes);
+        std::memcpy(kv.v + slot * row, v.ptr<const float>() + (sq.token_begin + j) * row, bytes);
+      }
+    });
+  }
+}
+
+void attention(const CpuContext& ctx, const Tensor& q, const KvLayerView& kv, std::span<const SeqSlice> seqs,
+               float scale, const Tensor& out) {
+  check_view(kv, "attention");
+  TANDEM_CHECK(q.dtype == DType::kF32 && q.rank() == 3 && q.dim(2) == kv.head_dim,
+               "attention: q must be f32 [T, Hq, {}], got {} {}", kv.head_dim, dtype_name(q.dtype), q.shape.str());
+  TANDEM_CHECK(out.dtype == DType::kF32 && out.shape == q.shape && out.data != q.data,
+               "attention: out must be a separate f32 {} tensor, got {}", q.shape.str(), out.shape.str());
+  const int64_t T = q.dim(0), Hq = q.dim(1), D = kv.head_dim, Hkv = kv.n_kv_heads;
+  TANDEM_CHECK(Hq % Hkv == 0, "attention: {} query heads are not a multiple of {} kv heads", Hq, Hkv);
+  check_seqs(seqs, T, kv, "attention");
+  std::vector<int32_t> row_seq(static_cast<size_t>(T), -1);  // [T] sequence of each token row
+  for (size_t s = 0; s < seqs.size(); ++s)
+    for (int64_t j = 0; j < seqs[s].n_tokens; ++j) {
+      int32_t& owner = row_seq[static_cast<size_t>(seqs[s].token_begin + j)];
+      TANDEM_CHECK(owner < 0, "attention: token row {} belongs to sequences {} and {}", seqs[s].token_begin + j,
+                   owner, s);
+      owner = static_cast<int32_t>(s);
+    }
+  for (int64_t t = 0; t < T; ++t)
+    TANDEM_CHECK(row_seq[static_cast<size_t>(t)] >= 0, "attention: token row {} belongs to no sequence", t);
+
+  const int64_t group = Hq / Hkv;
+  const int64_t kv_stride = Hkv * D;  // floats between consecutive slots of one head
+  const int64_t bs = kv.block_size;
+  const KernelTable& kt = *ctx.kernels;
+  // One unit = one (token, q head); heads of a kv group are adjacent so a thread reuses their K/V in cache.
+  ctx.pool->parallel_for(T * Hq, 1, [&](int64_t ub, int64_t ue) {
+    std::vector<float> scores;
+    for (int64_t u = ub; u < ue; ++u) {
+      const int64_t t = u / Hq, h = u % Hq, g = h / group;
+      const SeqSlice& sq = seqs[static_cast<size_t>(row_seq[static_cast<size_t>(t)])];
+      const int64_t n_ctx = sq.start_pos + (t - sq.token_begin) + 1;  // causal: positions [0, n_ctx)
+      scores.resize(static_cast<size_t>(n_ctx));
+      const float* qr = q.ptr<const float>() + (t * Hq + h) * D;
+      for (int64_t p0 = 0; p0 < n_ctx; p0 += bs) {
+        const int n = static_cast<int>(std::min(bs, n_ctx - p0));
+        const int64_t base = (int64_t{sq.block_table[p0 / bs]} * bs * Hkv + g) * D;
+        kt.dot_rows(qr, kv.k + base, kv_stride, n, D, scale, scores.data() + p0);
+      }
+      const float mx = *std::max_element(scores.begin(), scores.end());
+      const float inv_sum = 1.0f / kt.exp_shift_sum(scores.data(), n_ctx, mx);
+      float* orow = out.ptr<float>() + (t * Hq + h) * D;
+      std::fill(orow, orow + D, 0.0f);
+      for (int64_t p0 = 0; p0 < n_ctx; p0 += bs) {
+        const int n = static_cast<int>(std::min(bs, n_ctx - p0));
+        const int64_t base = (int64_t{sq.block_table[p0 / bs]} * bs * Hkv + g) * D;
+        kt.axpy_rows(scores.data() + p0, kv.v + base, kv_stride, n, D, orow);
+      }
+      for (int64_t i = 0; i < D; ++i) orow[i] *= inv_sum;
+    }
+  });
+}
+
+}  // namespace tandem::ops::cpu

@@ -1,0 +1,92 @@
+// Instruction-set dispatch for the CPU backend. Each ISA's kernels live in their own translation unit
+// (*_avx512.cpp, *_avx2.cpp get the matching -m flags from CMake; *_scalar.cpp is portable), and a
+// KernelTable of function pointers is chosen once, when the backend is created.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "ops/ops.h"
+
+namespace tandem::ops::cpu {
+
+enum class Isa : uint8_t { kScalar, kAvx2, kAvx512 };
+
+std::string_view isa_name(Isa isa);
+/// Whether this machine can run kernels compiled for `isa` (cpuid via __builtin_cpu_supports).
+bool isa_supported(Isa isa);
+/// The widest supported ISA.
+Isa best_isa();
+
+/// One linear problem as the kernels see it: y = x @ W^T (+ bias), with W dequantised on the fly.
+/// Rows of y are written as y[t * y_ld + (o - y_col0)] for token t and output row o, so callers can
+/// compute a slice of output rows into a small scratch buffer.
+struct LinearProblem {
+  const float* x = nullptr;         // [*, in] f32, row stride x_ld
+  int64_t x_ld = 0;
+  const int32_t* x_rows = nullptr;  // [n_tokens] rows of x to read, or nullptr for rows 0..n_tokens-1
+  int64_t n_tokens = 0;
+  int64_t in = 0;
+  int64_t out = 0;
+  const void* w = nullptr;          // [out, in] w_dtype
+  DType w_dtype = DType::kF32;
+  WeightQuant quant = WeightQuant::kNone;
+  const float* scale = nullptr;     // f32: [1] | [out] | [ceil(out/block_out), scale_cols]; null unless fp8
+  int64_t block_out = 0;
+  int64_t block_in = 0;
+  int64_t scale_cols = 0;
+  const float* bias = nullptr;      // [out] f32 or nullptr
+  float* y = nullptr;               // see above
+  int64_t y_ld = 0;
+  int64_t y_col0 = 0;
+};
+
+/// Computes output rows [row_begin, row_end) for tokens [tok_begin, tok_end) of `p`.
+///
+/// Contract that tests rely on: the value of y[t, o] depends only on x[t], W[o] and the ISA, never on
+/// the row/token ranges, the thread split or n_tokens. Each (t, o) dot product is summed in fixed
+/// kLinearChunk-element chunks (vector lanes, then a horizontal sum, then added to the running total).
+/// This makes a verify pass over k draft tokens bit-identical to k single-token decode steps.
+using LinearRowsFn = void (*)(const LinearProblem& p, int64_t row_begin, int64_t row_end, int64_t tok_begin,
+                              int64_t tok_end);
+
+/// Input-dimension chunk of the linear kernels (see LinearRowsFn). Multiple of every vector width.
+inline constexpr int64_t kLinearChunk = 512;
+
+/// Vector kernels for one ISA. All pointers are f32 unless stated; n may be any size (tails handled).
+struct KernelTable {
+  Isa isa = Isa::kScalar;
+  LinearRowsFn linear_rows = nullptr;
+  /// out[r] = scale * dot(q, k + r * k_stride) for r < n_rows; vectors of d elements.
+  void (*dot_rows)(const float* q, const float* k, int64_t k_stride, int n_rows, int64_t d, float scale,
+                   float* out) = nullptr;
+  /// acc[0:d] += sum_r p[r] * v[r * v_stride + 0:d] for r < n_rows.
+  void (*axpy_rows)(const float* p, const float* v, int64_t v_stride, int n_rows, int64_t d,
+                    float* acc) = nullptr;
+  /// x[i] = exp(x[i] - shift); returns the sum of the new values.
+  float (*exp_shift_sum)(float* x, int64_t n, float shift) = nullptr;
+  /// out[i] = silu(gate[i]) * up[i]; out may alias gate or up.
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n) = nullptr;
+  /// sum of x[i]^2.
+  float (*sum_squares)(const float* x, int64_t n) = nullptr;
+  /// sum of x[i]; used by the bandwidth probe as a pure streaming read.
+  float (*sum)(const float* x, int64_t n) = nullptr;
+  /// Runs `iters` rounds of independent FMAs on registers; returns the flop count it performed.
+  double (*fma_loop)(int64_t iters) = nullptr;
+};
+
+/// The kernels for `isa`; fails when the machine cannot run it.
+const KernelTable& kernel_table(Isa isa);
+
+// Per-ISA linear kernels (linear_<isa>.cpp) and tables (vector_<isa>.cpp).
+void linear_rows_scalar(const LinearProblem& p, int64_t row_begin, int64_t row_end, int64_t tok_begin,
+                        int64_t tok_end);
+void linear_rows_avx2(const LinearProblem& p, int64_t row_begin, int64_t row_end, int64_t tok_begin,
+                      int64_t tok_end);
+void linear_rows_avx512(const LinearProblem& p, int64_t row_begin, int64_t row_end, int64_t tok_begin,
+                        int64_t tok_end);
+const KernelTable& scalar_kernels();
+const KernelTable& avx2_kernels();
+const KernelTable& avx512_kernels();
+
+}  // namespace tandem::ops::cpu

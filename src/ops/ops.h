@@ -1,0 +1,151 @@
+// The backend seam. Model and engine code call these ops through a Backend reference and never touch a
+// backend's kernels directly, so a CUDA backend can sit beside the CPU one without model changes.
+//
+// Conventions: activations are f32, row-major; weights are read in their stored dtype (bf16, f16, f32, or
+// f8_e4m3 with an f32 scale). Every op states its shapes; `out` tensors are preallocated by the caller.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+
+#include "tensor/tensor.h"
+
+namespace tandem::ops {
+
+enum class WeightQuant : uint8_t {
+  kNone,            // weight is bf16 / f16 / f32
+  kFp8Tensor,       // f8_e4m3 weight, scale [1]
+  kFp8Channel,      // f8_e4m3 weight, scale [out]            (compressed-tensors strategy=channel)
+  kFp8Block,        // f8_e4m3 weight, scale [ceil(out/bo), ceil(in/bi)] (block strategy, DeepSeek fp8)
+};
+
+/// A Linear layer: y = x @ W^T (+ b). Dequantised element W[o][i] = Wq[o][i] * scale(o, i).
+struct LinearWeight {
+  Tensor weight;  // [out, in] bf16 | f16 | f32 | f8_e4m3
+  Tensor scale;   // f32; see WeightQuant. Empty unless fp8.
+  Tensor bias;    // [out] any float dtype, or empty
+  WeightQuant quant = WeightQuant::kNone;
+  int block_out = 0;  // kFp8Block only
+  int block_in = 0;   // kFp8Block only
+
+  int64_t out_features() const { return weight.dim(0); }
+  int64_t in_features() const { return weight.dim(1); }
+  /// Bytes of weight + scale + bias this layer reads per pass.
+  size_t nbytes() const { return weight.nbytes() + scale.nbytes() + bias.nbytes(); }
+};
+
+/// One SwiGLU expert (routed or shared) or dense MLP: down(silu(gate(x)) * up(x)).
+struct MlpWeights {
+  LinearWeight gate_proj;  // [I, H]
+  LinearWeight up_proj;    // [I, H]
+  LinearWeight down_proj;  // [H, I]
+};
+
+/// One layer's paged KV storage. K and V are each [n_blocks, block_size, n_kv_heads, head_dim] f32.
+struct KvLayerView {
+  float* k = nullptr;
+  float* v = nullptr;
+  int64_t n_blocks = 0;
+  int block_size = 0;
+  int n_kv_heads = 0;
+  int head_dim = 0;
+};
+
+/// Where one sequence's new tokens sit in a batch and in its paged cache. Token j of the slice is at cache
+/// position start_pos + j and attends causally to positions [0, start_pos + j].
+struct SeqSlice {
+  int64_t token_begin = 0;               // first row of this sequence in the batch's token rows
+  int32_t n_tokens = 0;                  // new tokens of this sequence in the batch
+  int32_t start_pos = 0;                 // cache position of the first new token
+  const int32_t* block_table = nullptr;  // physical block per logical block; covers start_pos + n_tokens
+};
+
+enum class MoeScoring : uint8_t { kSigmoid, kSoftmax };
+
+/// Router semantics of DeepSeek-V3 / Glm4Moe (sigmoid, bias for selection only, groups) and Qwen (softmax).
+struct MoeRouting {
+  int top_k = 0;
+  int n_group = 1;
+  int topk_group = 1;
+  bool norm_topk_prob = true;
+  float routed_scaling_factor = 1.0f;
+  MoeScoring scoring = MoeScoring::kSigmoid;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string_view name() const = 0;
+  virtual Device device() const = 0;
+
+  /// Whether linear() runs weights of this quantization natively. The draft precision policy asks this
+  /// before keeping an fp8 draft as fp8.
+  virtual bool supports(WeightQuant quant) const {
+    (void)quant;
+    return true;
+  }
+
+  /// Allocates a zeroed activation buffer on this backend's device.
+  virtual Buffer alloc(DType dtype, Shape shape) = 0;
+
+  /// y[T, out] = x[T, in] @ W^T + b. x, y f32. The weight is read once per call, whatever T is.
+  virtual void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) = 0;
+
+  /// out[n, H] = table[ids[i], :] as f32. ids must be < V (checked).
+  virtual void embedding(std::span<const int32_t> ids, const Tensor& table, const Tensor& out) = 0;
+
+  /// out[R, D] = x / sqrt(mean(x^2) + eps) * (unit_offset ? 1 + w : w). x, out f32 (may alias); w [D].
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, bool unit_offset,
+                        const Tensor& out) = 0;
+
+  /// In place NeoX half-split rotary embedding on the first rot_dim dims of every head.
+  /// x [T, heads, D] f32; positions [T].
+  virtual void rope_neox(const Tensor& x, std::span<const int32_t> positions, int rot_dim, float theta) = 0;
+
+  /// Writes k, v [T, Hkv, D] f32 into the cache at each slice's positions.
+  virtual void kv_store(const Tensor& k, const Tensor& v, const KvLayerView& kv,
+                        std::span<const SeqSlice> seqs) = 0;
+
+  /// Causal GQA attention over the paged cache (which already holds this batch's k/v).
+  /// q [T, Hq, D] f32 -> out [T, Hq, D] f32; q head h reads kv head h / (Hq / Hkv).
+  virtual void attention(const Tensor& q, const KvLayerView& kv, std::span<const SeqSlice> seqs, float scale,
+                         const Tensor& out) = 0;
+
+  /// out[T, I] = silu(gate) * up. All f32 [T, I]. out may alias gate.
+  virtual void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
+
+  /// out = a + b, elementwise f32 of equal shapes. out may alias a or b.
+  virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+
+  /// Router: logits [T, E] f32 -> topk_ids [T, K] i32, topk_weights [T, K] f32 (final mixing weights,
+  /// normalised and scaled). correction_bias [E] f32 or empty (selection only).
+  virtual void moe_route(const Tensor& logits, const Tensor& correction_bias, const MoeRouting& routing,
+                         const Tensor& topk_ids, const Tensor& topk_weights) = 0;
+
+  /// out[T, H] += sum_k topk_weights[t, k] * experts[topk_ids[t, k]](x[t]). Each selected expert's
+  /// weights are read once per call (its tokens are batched).
+  virtual void moe_experts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
+                           std::span<const MlpWeights> experts, const Tensor& out) = 0;
+
+  /// Copies a device tensor to host memory of the same size (plain memcpy on the CPU backend).
+  virtual void to_host(const Tensor& src, void* dst) = 0;
+
+  // Data-movement ops. The base class implements them for host memory (src/ops/host_ops.cpp); a device
+  // backend overrides them.
+
+  /// dst[r, dst_col + j] = src[r, src_col + j] for j < n_cols. src [R, a] f32, dst [R, b] f32.
+  virtual void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col,
+                         int64_t n_cols);
+  /// dst[i, :] = src[rows[i], :]. src [T, n] f32, dst [rows.size(), n] f32.
+  virtual void gather_rows(const Tensor& src, std::span<const int32_t> rows, const Tensor& dst);
+  /// out = x * sigmoid(gate). x, out [R, n] f32; gate [R, n] or [R, 1] (broadcast over the row) f32.
+  virtual void mul_sigmoid(const Tensor& x, const Tensor& gate, const Tensor& out);
+};
+
+/// CPU backend: AVX-512 / AVX2 kernels chosen at run time, threads from its own pool.
+/// n_threads == 0: all hardware threads.
+std::unique_ptr<Backend> make_cpu_backend(int n_threads = 0);
+
+}  // namespace tandem::ops

@@ -1,0 +1,217 @@
+#include "server/http_server.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "server/errors.h"
+#include "server/health.h"
+#include "server/native_api.h"
+#include "server/openai_api.h"
+#include "server/sse.h"
+
+namespace tandem::server {
+
+namespace {
+
+enum class Needs { kNothing, kLoaded, kReady };
+
+using RouteFn = std::function<Reply(const httplib::Request&, Clock::time_point)>;
+
+void write_error(httplib::Response& res, const ApiError& e) {
+  res.status = e.status();
+  res.set_content(dump_json(e.to_json()), "application/json");
+}
+
+/// Sends a Reply through httplib; an event stream is pulled on this connection's thread until it ends or
+/// the client goes away (a failed write, or the socket no longer writable), which destroys the stream and
+/// so aborts its engine requests.
+void send(Reply r, httplib::Response& res) {
+  res.status = r.status;
+  if (!r.stream) {
+    res.set_content(r.body, r.content_type);
+    return;
+  }
+  std::shared_ptr<EventStream> stream(std::move(r.stream));
+  res.set_header("Cache-Control", "no-cache");
+  res.set_chunked_content_provider(r.content_type, [stream](size_t, httplib::DataSink& sink) {
+    std::string out;
+    bool more = false;
+    try {
+      more = stream->next(out);
+    } catch (const std::exception& e) {
+      log::error("stream failed: {}", e.what());
+      out += sse_event(ApiError(500, fmt::format("stream failed: {}", e.what()), "", "internal_error").to_json());
+      out += kSseDone;
+      more = false;
+    }
+    if (!out.empty() && !sink.write(out.data(), out.size())) return false;  // client gone
+    if (!more) {
+      sink.done();
+      return true;
+    }
+    return out.empty() ? sink.is_writable() : true;
+  });
+}
+
+std::string state_message(ServerState s) {
+  return s == ServerState::kLoading ? "the model is loading" : "the server is shutting down";
+}
+
+}  // namespace
+
+HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), svr_(std::make_unique<httplib::Server>()) {
+  const auto& o = ctx_.options();
+  int threads = o.http_threads;
+  if (threads <= 0) threads = 64;
+  svr_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  svr_->set_payload_max_length(o.max_body_bytes);
+  svr_->set_tcp_nodelay(true);  // SSE chunks are small; don't let Nagle hold them back
+  svr_->set_keep_alive_max_count(1000);
+  svr_->set_keep_alive_timeout(5);
+  install_routes();
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+void HttpServer::install_routes() {
+  // Every known path with the methods it allows; other methods get 405 from the same table.
+  struct Route {
+    std::string pattern;
+    std::string method;
+    Needs needs;
+    RouteFn fn;
+  };
+  ServerContext& ctx = ctx_;
+  std::vector<Route> routes = {
+      {"/v1/completions", "POST", Needs::kReady,
+       [&ctx](const httplib::Request& q, Clock::time_point t) { return handle_completions(ctx, q.body, t); }},
+      {"/v1/chat/completions", "POST", Needs::kReady,
+       [&ctx](const httplib::Request& q, Clock::time_point t) { return handle_chat_completions(ctx, q.body, t); }},
+      {"/generate", "POST", Needs::kReady,
+       [&ctx](const httplib::Request& q, Clock::time_point t) { return handle_generate(ctx, q.body, t); }},
+      {"/v1/models", "GET", Needs::kLoaded,
+       [&ctx](const httplib::Request&, Clock::time_point) { return handle_models(ctx, ""); }},
+      {R"(/v1/models/(.+))", "GET", Needs::kLoaded,
+       [&ctx](const httplib::Request& q, Clock::time_point) { return handle_models(ctx, q.matches[1].str()); }},
+      {"/tokenize", "POST", Needs::kLoaded,
+       [&ctx](const httplib::Request& q, Clock::time_point) { return handle_tokenize(ctx, q.body); }},
+      {"/detokenize", "POST", Needs::kLoaded,
+       [&ctx](const httplib::Request& q, Clock::time_point) { return handle_detokenize(ctx, q.body); }},
+      {"/get_model_info", "GET", Needs::kLoaded,
+       [&ctx](const httplib::Request&, Clock::time_point) { return handle_model_info(ctx); }},
+      {"/get_server_info", "GET", Needs::kLoaded,
+       [&ctx](const httplib::Request&, Clock::time_point) { return handle_server_info(ctx); }},
+      {"/metrics", "GET", Needs::kLoaded,
+       [&ctx](const httplib::Request&, Clock::time_point) {
+         return Reply::text(ctx.metrics().render(ctx.loop().snapshot(), ctx.loop().engine().speculative()),
+                            "text/plain; version=0.0.4; charset=utf-8");
+       }},
+      {"/health", "GET", Needs::kNothing,
+       [&ctx](const httplib::Request&, Clock::time_point) {
+         if (!ctx.ready()) throw ApiError(503, state_message(ctx.state()), "", "service_unavailable");
+         return Reply::json({{"status", "ok"}});
+       }},
+      {"/health_generate", "GET", Needs::kReady,
+       [&ctx](const httplib::Request&, Clock::time_point) {
+         if (std::string err = probe_generation(ctx, ctx.options().health_timeout_s); !err.empty()) {
+           log::warn("/health_generate failed: {}", err);
+           throw ApiError(503, "health generation failed: " + err, "", "service_unavailable");
+         }
+         return Reply::json({{"status", "ok"}});
+       }},
+  };
+
+  auto boundary = [&ctx](Needs needs, RouteFn fn) {
+    return [&ctx, needs, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+      const auto arrival = Clock::now();
+      try {
+        const ServerState s = ctx.state();
+        if ((needs == Needs::kReady && s != ServerState::kReady) || (needs == Needs::kLoaded && s == ServerState::kLoading))
+          throw ApiError(503, state_message(s), "", "service_unavailable");
+        send(fn(req, arrival), res);
+      } catch (const ApiError& e) {
+        write_error(res, e);
+      } catch (const std::bad_alloc&) {
+        log::error("{} {}: out of memory", req.method, req.path);
+        write_error(res, ApiError(500, "out of memory", "", "internal_error"));
+      } catch (const std::exception& e) {
+        log::error("{} {}: {}", req.method, req.path, e.what());
+        write_error(res, ApiError(500, fmt::format("internal error: {}", e.what()), "", "internal_error"));
+      } catch (...) {
+        log::error("{} {}: unknown exception", req.method, req.path);
+        write_error(res, ApiError(500, "internal error", "", "internal_error"));
+      }
+    };
+  };
+  auto not_allowed = [](std::string allow) {
+    return [allow = std::move(allow)](const httplib::Request& req, httplib::Response& res) {
+      res.set_header("Allow", allow);
+      write_error(res, ApiError(405, fmt::format("method {} is not allowed on {}; use {}", req.method, req.path, allow),
+                                "", "method_not_allowed"));
+    };
+  };
+  for (auto& r : routes) {
+    auto h = boundary(r.needs, std::move(r.fn));
+    auto bad = not_allowed(r.method);
+    const bool get = r.method == "GET";
+    svr_->Get(r.pattern, get ? httplib::Server::Handler(h) : httplib::Server::Handler(bad));
+    svr_->Post(r.pattern, get ? httplib::Server::Handler(bad) : httplib::Server::Handler(h));
+    svr_->Put(r.pattern, httplib::Server::Handler(bad));
+    svr_->Patch(r.pattern, httplib::Server::Handler(bad));
+    svr_->Delete(r.pattern, httplib::Server::Handler(bad));
+  }
+
+  // Statuses httplib produces itself (404 no route, 413 body too large, 400 unreadable request) get the
+  // OpenAI error body too; responses that already carry a body are left alone.
+  svr_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string msg, code;
+    switch (res.status) {
+      case 404: msg = fmt::format("no route {} {}", req.method, req.path); code = "not_found"; break;
+      case 413: msg = "the request body is too large"; code = "payload_too_large"; break;
+      case 414: msg = "the request URI is too long"; code = "uri_too_long"; break;
+      default: msg = fmt::format("HTTP {}", res.status); code = "bad_request"; break;
+    }
+    res.set_content(dump_json(error_json(res.status, msg, code)), "application/json");
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  svr_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log::error("{} {}: {}", req.method, req.path, what);
+    write_error(res, ApiError(500, "internal error: " + what, "", "internal_error"));
+  });
+  svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    log::info("http {} {} status={} remote={}", req.method, req.path, res.status, req.remote_addr);
+  });
+}
+
+void HttpServer::start() {
+  const auto& o = ctx_.options();
+  if (o.port == 0) {
+    port_ = svr_->bind_to_any_port(o.host);
+    if (port_ <= 0) fail("cannot listen on {} (no free port)", o.host);
+  } else {
+    if (!svr_->bind_to_port(o.host, o.port))
+      fail("cannot listen on {}:{} (address in use, or not a local address)", o.host, o.port);
+    port_ = o.port;
+  }
+  thread_ = std::thread([this] { svr_->listen_after_bind(); });
+}
+
+void HttpServer::stop() {
+  if (!thread_.joinable()) return;
+  svr_->stop();
+  thread_.join();
+}
+
+}  // namespace tandem::server

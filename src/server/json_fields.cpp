@@ -1,0 +1,136 @@
+#include "server/json_fields.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "server/errors.h"
+
+namespace tandem::server {
+
+nlohmann::json parse_body(const std::string& body) {
+  try {
+    return nlohmann::json::parse(body);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()), "", "invalid_json");
+  }
+}
+
+std::string dump_json(const nlohmann::json& j) {
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string json_type_name(const nlohmann::json& j) {
+  if (j.is_number_integer()) return "integer";
+  if (j.is_number()) return "number";
+  return j.type_name();
+}
+
+JsonFields::JsonFields(const nlohmann::json& j, std::string prefix, std::initializer_list<std::string_view> allowed)
+    : j_(j), prefix_(std::move(prefix)) {
+  const std::string where = prefix_.empty() ? "the request body" : "'" + prefix_.substr(0, prefix_.size() - 1) + "'";
+  if (!j_.is_object())
+    bad_request(prefix_.empty() ? "" : prefix_.substr(0, prefix_.size() - 1),
+                fmt::format("{} must be a JSON object, got {}", where, json_type_name(j_)), "invalid_type");
+  for (const auto& [k, v] : j_.items()) {
+    bool known = false;
+    for (std::string_view a : allowed) known = known || a == k;
+    if (!known) bad_request(name(k), fmt::format("Unrecognized request argument supplied: {}", name(k)), "unknown_parameter");
+  }
+}
+
+const nlohmann::json* JsonFields::raw(std::string_view key) const {
+  const auto it = j_.find(key);
+  if (it == j_.end() || it->is_null()) return nullptr;
+  return &*it;
+}
+
+namespace {
+
+[[noreturn]] void wrong_type(const std::string& field, const char* expected, const nlohmann::json& got) {
+  bad_request(field, fmt::format("'{}' must be {}, got {}", field, expected, json_type_name(got)), "invalid_type");
+}
+
+}  // namespace
+
+std::optional<double> JsonFields::number(std::string_view key) const {
+  const nlohmann::json* v = raw(key);
+  if (!v) return std::nullopt;
+  if (!v->is_number()) wrong_type(name(key), "a number", *v);
+  const double d = v->get<double>();
+  if (!std::isfinite(d)) bad_request(name(key), fmt::format("'{}' must be finite", name(key)));
+  return d;
+}
+
+std::optional<int64_t> JsonFields::integer(std::string_view key) const {
+  const nlohmann::json* v = raw(key);
+  if (!v) return std::nullopt;
+  if (v->is_number_integer()) {
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+      bad_request(name(key), fmt::format("'{}' is out of range", name(key)));
+    return v->get<int64_t>();
+  }
+  if (v->is_number_float()) {
+    const double d = v->get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return static_cast<int64_t>(d);
+  }
+  wrong_type(name(key), "an integer", *v);
+}
+
+std::optional<bool> JsonFields::boolean(std::string_view key) const {
+  const nlohmann::json* v = raw(key);
+  if (!v) return std::nullopt;
+  if (!v->is_boolean()) wrong_type(name(key), "a boolean", *v);
+  return v->get<bool>();
+}
+
+std::optional<std::string> JsonFields::string(std::string_view key) const {
+  const nlohmann::json* v = raw(key);
+  if (!v) return std::nullopt;
+  if (!v->is_string()) wrong_type(name(key), "a string", *v);
+  return v->get<std::string>();
+}
+
+std::vector<std::string> JsonFields::string_or_list(std::string_view key) const {
+  std::vector<std::string> out;
+  const nlohmann::json* v = raw(key);
+  if (!v) return out;
+  if (v->is_string()) {
+    if (!v->get_ref<const std::string&>().empty()) out.push_back(v->get<std::string>());
+    return out;
+  }
+  if (!v->is_array()) wrong_type(name(key), "a string or a list of strings", *v);
+  for (const auto& e : *v) {
+    if (!e.is_string()) wrong_type(name(key) + "[]", "a string", e);
+    if (!e.get_ref<const std::string&>().empty()) out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+std::optional<std::vector<int32_t>> JsonFields::int_list(std::string_view key, int64_t lo, int64_t hi) const {
+  const nlohmann::json* v = raw(key);
+  if (!v) return std::nullopt;
+  if (!v->is_array()) wrong_type(name(key), "a list of integers", *v);
+  std::vector<int32_t> out;
+  out.reserve(v->size());
+  for (const auto& e : *v) {
+    if (!e.is_number_integer()) wrong_type(name(key) + "[]", "an integer", e);
+    const int64_t x = e.is_number_unsigned() && e.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)
+                          ? INT64_MAX
+                          : e.get<int64_t>();
+    if (x < lo || x > hi)
+      bad_request(name(key), fmt::format("'{}' contains {}, outside [{}, {}]", name(key), x, lo, hi));
+    out.push_back(static_cast<int32_t>(x));
+  }
+  return out;
+}
+
+void JsonFields::check_range(std::string_view key, double v, double lo, double hi, bool lo_open,
+                             bool hi_open) const {
+  const bool ok = (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+  if (!ok)
+    bad_request(name(key), fmt::format("'{}' must be in {}{}, {}{}, got {}", name(key), lo_open ? '(' : '[', lo, hi,
+                                       hi_open ? ')' : ']', v));
+}
+
+}  // namespace tandem::server

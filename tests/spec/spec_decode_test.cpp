@@ -1,0 +1,231 @@
+// Speculative decoding: exactness at temperature 0, distribution preservation when sampling, isolation of
+// draft failures.
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "common/fixtures.h"
+#include "common/model_runner.h"
+#include "engine/engine.h"
+#include "sampling/sampler.h"
+
+using namespace tandem;
+
+namespace {
+
+struct GenRun {
+  std::vector<std::vector<int32_t>> outputs;
+  std::vector<engine::RequestOutput> finals;
+};
+
+GenRun generate(models::LoadedModel& m, ops::Backend& be, const engine::EngineOptions& eo,
+             const std::vector<engine::GenerateRequest>& reqs) {
+  engine::Engine eng(m, be, eo);
+  GenRun r;
+  r.outputs.resize(reqs.size());
+  r.finals.resize(reqs.size());
+  for (size_t i = 0; i < reqs.size(); ++i)
+    eng.submit(reqs[i], [&r, i](const engine::RequestOutput& o) {
+      r.outputs[i].insert(r.outputs[i].end(), o.new_tokens.begin(), o.new_tokens.end());
+      if (o.finished()) r.finals[i] = o;
+    });
+  eng.run_until_idle();
+  return r;
+}
+
+std::vector<engine::GenerateRequest> greedy_requests(const test::Reference& ref, int64_t V, int n_extra) {
+  std::vector<engine::GenerateRequest> reqs;
+  for (int k = 0; k < 2; ++k) {
+    engine::GenerateRequest r;
+    r.prompt = ref.ints("p" + std::to_string(k) + ".prompt_ids");
+    r.max_tokens = 32;
+    r.sampling.temperature = 0.0f;
+    r.ignore_eos = true;
+    reqs.push_back(r);
+  }
+  for (int k = 0; k < n_extra; ++k) {  // more prompts of mixed lengths
+    engine::GenerateRequest r = reqs[k % 2];
+    for (int j = 0; j <= k; ++j) r.prompt.push_back(static_cast<int32_t>((7 * k + 3 * j + 5) % V));
+    r.max_tokens = 20 + 3 * k;
+    reqs.push_back(r);
+  }
+  return reqs;
+}
+
+class GreedyExact : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+
+TEST_P(GreedyExact, SpeculationChangesNothingAtTemperatureZero) {
+  const auto& [name, draft_quant] = GetParam();
+  const auto dir = test::fixture_model(name);
+  auto be = ops::make_cpu_backend(2);
+  auto m = models::load_model(dir, {.with_draft = true, .draft_quant = models::mtp::DraftQuantRequest::parse(draft_quant)}, *be);
+  test::Reference ref(dir);
+  const auto reqs = greedy_requests(ref, m->config.vocab_size, 4);
+  engine::EngineOptions base{.max_running_requests = 8, .kv_cache_tokens = 2048};
+  // Reference: each request alone, no speculation.
+  std::vector<std::vector<int32_t>> alone;
+  for (const auto& r : reqs) alone.push_back(generate(*m, *be, base, {r}).outputs[0]);
+  for (int K = 1; K <= 4; ++K) {
+    engine::EngineOptions eo = base;
+    eo.spec = {.enabled = true, .num_steps = K};
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      const GenRun single = generate(*m, *be, eo, {reqs[i]});
+      EXPECT_EQ(single.outputs[0], alone[i]) << name << " K=" << K << " request " << i << " (single)";
+      EXPECT_GT(single.finals[0].spec.verify_steps, 0);
+    }
+    const GenRun batched = generate(*m, *be, eo, reqs);
+    for (size_t i = 0; i < reqs.size(); ++i)
+      EXPECT_EQ(batched.outputs[i], alone[i]) << name << " K=" << K << " request " << i << " (batched)";
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, GreedyExact,
+                         ::testing::Values(std::make_tuple("glm-a", "auto"), std::make_tuple("glm-b", "auto"),
+                                           std::make_tuple("glm-v", "auto"),
+                                           std::make_tuple("glm-a-fp8-ct-channel", "auto"),
+                                           std::make_tuple("glm-a-fp8-ct-channel", "unquant"),
+                                           std::make_tuple("glm-a-fp8-ct-block", "auto"),
+                                           std::make_tuple("glm-a-fp8-ds-block", "unquant")),
+                         [](const auto& info) {
+                           std::string s = std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+
+// Two-sample chi-square statistic over the cells where either sample has counts; returns (stat, dof).
+std::pair<double, int> chi_square(const std::map<int32_t, int>& a, const std::map<int32_t, int>& b) {
+  std::map<int32_t, std::pair<int, int>> cells;
+  for (const auto& [k, n] : a) cells[k].first = n;
+  for (const auto& [k, n] : b) cells[k].second = n;
+  double na = 0, nb = 0;
+  for (const auto& [k, c] : cells) na += c.first, nb += c.second;
+  double stat = 0;
+  const double ka = std::sqrt(nb / na), kb = std::sqrt(na / nb);
+  for (const auto& [k, c] : cells) {
+    const double d = ka * c.first - kb * c.second;
+    stat += d * d / (c.first + c.second);
+  }
+  return {stat, static_cast<int>(cells.size()) - 1};
+}
+
+// Upper 0.1% point of chi-square with `dof` degrees of freedom (Wilson-Hilferty).
+double chi_square_critical(int dof) {
+  const double z = 3.090;  // standard normal 0.999 quantile
+  const double k = dof;
+  return k * std::pow(1 - 2 / (9 * k) + z * std::sqrt(2 / (9 * k)), 3);
+}
+
+TEST(SpecSampling, TokenDistributionIsUnchangedBySpeculation) {
+  const auto dir = test::fixture_model("glm-v");
+  auto be = ops::make_cpu_backend(2);
+  auto m = models::load_model(dir, {.with_draft = true, .draft_quant = {}}, *be);
+  test::Reference ref(dir);
+  const auto prompt = ref.ints("p0.prompt_ids");
+  const int n = 20000;
+  auto sample_run = [&](bool spec, uint64_t seed0) {
+    std::vector<engine::GenerateRequest> reqs(n);
+    for (int i = 0; i < n; ++i) {
+      reqs[i].prompt = prompt;
+      reqs[i].max_tokens = 3;
+      reqs[i].ignore_eos = true;
+      reqs[i].sampling.temperature = 1.0f;
+      reqs[i].sampling.top_p = 0.95f;
+      reqs[i].sampling.seed = seed0 + i;
+    }
+    engine::EngineOptions eo{.max_running_requests = 256, .kv_cache_tokens = 256 * 32, .max_batch_tokens = 4096};
+    eo.spec = {.enabled = spec, .num_steps = 2};
+    return generate(*m, *be, eo, reqs).outputs;
+  };
+  const auto plain = sample_run(false, 1000000);
+  const auto spec = sample_run(true, 2000000);
+  for (int pos = 1; pos < 3; ++pos) {  // positions 1 and 2 go through draft verification
+    std::map<int32_t, int> a, b;
+    for (int i = 0; i < n; ++i) ++a[plain[i][pos]], ++b[spec[i][pos]];
+    const auto [stat, dof] = chi_square(a, b);
+    std::cout << "position " << pos << ": chi2 " << stat << " dof " << dof << " critical " << chi_square_critical(dof) << "\n";
+    EXPECT_LT(stat, chi_square_critical(dof)) << "position " << pos;
+  }
+}
+
+// The same statistic rejects a wrong acceptance rule: accepting the draft token whenever the target gives
+// it probability >= 10% (a "relaxed" rule) on the second token, with everything else exact.
+TEST(SpecSampling, ChiSquareRejectsAWrongAcceptanceRule) {
+  const auto dir = test::fixture_model("glm-v");
+  auto be = ops::make_cpu_backend(2);
+  auto m = models::load_model(dir, {.with_draft = true, .draft_quant = {}}, *be);
+  test::Reference ref(dir);
+  const auto prompt = ref.ints("p0.prompt_ids");
+  const int64_t V = m->config.vocab_size;
+  sampling::SamplingParams sp;
+  sp.temperature = 1.0f;
+  sp.top_p = 0.95f;
+  // p0: first token distribution; for each first token t1: draft x(t1) and target distribution p1(.|t1).
+  test::SingleSequence base(*m, *be);
+  const auto pre = base.target(prompt, 0);
+  const auto p0 = sampling::target_distribution({pre.logits.ptr<float>() + (prompt.size() - 1) * V, size_t(V)}, sp);
+  std::vector<int32_t> draft(V);
+  std::vector<std::vector<float>> p1(V);
+  for (int32_t t1 = 0; t1 < V; ++t1) {
+    if (p0[t1] == 0.0f) continue;
+    test::SingleSequence s(*m, *be);
+    auto seq_tokens = prompt;
+    seq_tokens.push_back(t1);
+    const auto out = s.target(seq_tokens, 0);
+    // Draft pairs (h_i, t_{i+1}) for i < n: the last one pairs the prompt's end with t1.
+    const auto d = s.draft(std::vector<int32_t>(seq_tokens.begin() + 1, seq_tokens.end()), out.hidden.view().rows(0, seq_tokens.size() - 1), 0);
+    draft[t1] = sampling::argmax({d.logits.ptr<float>() + (seq_tokens.size() - 2) * V, size_t(V)});
+    p1[t1] = sampling::target_distribution({out.logits.ptr<float>() + (seq_tokens.size() - 1) * V, size_t(V)}, sp);
+  }
+  sampling::Rng rng(7);
+  const int n = 20000;
+  std::map<int32_t, int> truth, exact, wrong;
+  for (int i = 0; i < n; ++i) {
+    const int32_t t1 = sampling::sample_from(p0, rng);
+    ++truth[sampling::sample_from(p1[t1], rng)];
+    ++exact[sampling::verify_draft_token(p1[t1], draft[t1], rng).first];
+    const bool relaxed_accept = p1[t1][draft[t1]] >= 0.1f;
+    ++wrong[relaxed_accept ? draft[t1] : sampling::verify_draft_token(p1[t1], draft[t1], rng).first];
+  }
+  const auto [s_ok, d_ok] = chi_square(truth, exact);
+  const auto [s_bad, d_bad] = chi_square(truth, wrong);
+  std::cout << "exact rule chi2 " << s_ok << " (dof " << d_ok << "), relaxed rule chi2 " << s_bad << " (dof " << d_bad << ")\n";
+  EXPECT_LT(s_ok, chi_square_critical(d_ok));
+  EXPECT_GT(s_bad, chi_square_critical(d_bad));
+}
+
+TEST(SpecIsolation, AFailedDraftStepDoesNotAffectTheNextRequest) {
+  const auto dir = test::fixture_model("glm-a");
+  auto be = ops::make_cpu_backend(2);
+  auto m = models::load_model(dir, {.with_draft = true, .draft_quant = {}}, *be);
+  test::Reference ref(dir);
+  engine::GenerateRequest req;
+  req.prompt = ref.ints("p0.prompt_ids");
+  req.max_tokens = 24;
+  req.sampling.temperature = 0.0f;
+  req.ignore_eos = true;
+  engine::EngineOptions eo{.max_running_requests = 4, .kv_cache_tokens = 1024};
+  eo.spec = {.enabled = true, .num_steps = 3};
+  const auto expected = generate(*m, *be, eo, {req}).outputs[0];
+
+  int calls = 0;
+  eo.before_draft_forward = [&calls] {
+    if (++calls == 3) throw std::runtime_error("injected draft failure");
+  };
+  engine::Engine eng(*m, *be, eo);
+  std::vector<engine::RequestOutput> finals(2);
+  std::vector<std::vector<int32_t>> outs(2);
+  for (int i = 0; i < 2; ++i) {
+    eng.submit(req, [&, i](const engine::RequestOutput& o) {
+      outs[i].insert(outs[i].end(), o.new_tokens.begin(), o.new_tokens.end());
+      if (o.finished()) finals[i] = o;
+    });
+    eng.run_until_idle();
+  }
+  EXPECT_EQ(finals[0].finish, engine::FinishReason::kError);
+  EXPECT_NE(finals[0].error.find("injected draft failure"), std::string::npos);
+  EXPECT_EQ(finals[1].finish, engine::FinishReason::kLength);
+  EXPECT_EQ(outs[1], expected);
+  EXPECT_EQ(eng.snapshot().kv_blocks_used, 0);
+}
+
+}  // namespace

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Generates src/tokenizer/unicode_tables.cpp: the Unicode data tandem's tokenizer needs to match Hugging Face
+`tokenizers` exactly.
+
+Two Unicode versions meet inside `tokenizers`, and neither is the one Debian's libraries carry:
+  * Split/ByteLevel regexes run on Oniguruma, whose tables are Unicode 16.0. Debian's PCRE2 10.42 knows Unicode
+    14.0, so characters assigned in 15.0-16.0 are listed here with their general category and spliced into every
+    `\\p{..}` class (see regex.cpp).
+  * The NFC normalizer comes from the `unicode-normalization-alignments` crate, whose tables are about Unicode 9.0.
+    Python's unicodedata (14.0) supplies decompositions, combining classes and compositions, minus the characters
+    that `tokenizers` does not know (combining class treated as 0, no decomposition).
+Both differences were measured against `tokenizers` itself by tools/unicode/probe_hf.js, which writes
+tools/unicode/hf_probe.json. Regenerate with:
+    node tools/unicode/probe_hf.js        # needs tests/npm installed (tokenizers) and python3
+    python3 tools/unicode/gen_tables.py
+Run with --candidates to print the code points probe_hf.js asks `tokenizers` about.
+"""
+import json
+import os
+import sys
+import unicodedata as ud
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PROBE = os.path.join(ROOT, "tools", "unicode", "hf_probe.json")
+OUT = os.path.join(ROOT, "src", "tokenizer", "unicode_tables.cpp")
+
+GENERAL_CATEGORIES = ["Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe",
+                      "Pi", "Pf", "Po", "Sm", "Sc", "Sk", "So"]
+
+
+def all_code_points():
+    return (c for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+
+
+def canonical_decomposition(c):
+    d = ud.decomposition(chr(c))
+    if not d or d.startswith("<"):
+        return None
+    return [int(x, 16) for x in d.split()]
+
+
+def candidates():
+    """Code points whose handling in `tokenizers` cannot be read off Python's tables: unassigned in Unicode 14
+    (maybe assigned in Oniguruma's 16.0), and every character with normalization data (maybe unknown to the
+    Unicode 9.0 normalization crate). For the latter, a probe string and its NFC under Unicode 14."""
+    unassigned = [c for c in all_code_points() if ud.category(chr(c)) == "Cn"]
+    nfc_probes = []
+    for c in all_code_points():
+        ch = chr(c)
+        if canonical_decomposition(c):
+            nfd = ud.normalize("NFD", ch)
+            if ud.normalize("NFC", ch) == ch:  # primary composite: does its NFD compose back?
+                nfc_probes.append([c, nfd, ch])
+            else:
+                nfc_probes.append([c, ch, ud.normalize("NFC", ch)])
+        ccc = ud.combining(ch)
+        if ccc and ccc < 240:
+            # A mark of higher class in front of it: reordered only if its class is known.
+            probe = "x" + ("\u0301" if ccc < 230 else "\u0345") + ch
+            nfc_probes.append([c, probe, ud.normalize("NFC", probe)])
+    return {"unicode_version": ud.unidata_version, "unassigned": unassigned, "nfc_probes": nfc_probes}
+
+
+def ranges_of(sorted_pairs):
+    """[(cp, value)] sorted by cp -> [(first, last, value)] merging runs with equal values."""
+    out = []
+    for cp, v in sorted_pairs:
+        if out and out[-1][1] == cp - 1 and out[-1][2] == v:
+            out[-1][1] = cp
+        else:
+            out.append([cp, cp, v])
+    return out
+
+
+def main():
+    if "--candidates" in sys.argv:
+        json.dump(candidates(), sys.stdout)
+        return
+    with open(PROBE, encoding="utf-8") as f:
+        probe = json.load(f)
+    assert probe["python_unicode_version"] == ud.unidata_version, (
+        f"hf_probe.json was made against Python's Unicode {probe['python_unicode_version']}, "
+        f"this Python has {ud.unidata_version}: rerun probe_hf.js")
+    nfc_unknown = set(probe["nfc_unknown"])
+
+    ccc = []
+    decomp = []
+    for c in all_code_points():
+        if c in nfc_unknown:
+            continue
+        k = ud.combining(chr(c))
+        if k:
+            ccc.append((c, k))
+        d = canonical_decomposition(c)
+        if d:
+            decomp.append((c, d))
+    known = lambda c: c not in nfc_unknown
+    compositions = []
+    for c, d in decomp:
+        # Primary composites: two-part decompositions that NFC recomposes (not excluded, no non-starter start).
+        if len(d) == 2 and ud.normalize("NFC", chr(c)) == chr(c) and known(d[0]) and known(d[1]):
+            compositions.append((d[0], d[1], c))
+    compositions.sort()
+    second_parts = {b for _, b, _ in compositions}
+    # NFC quick check: a string without these characters is already in NFC (Hangul jamo V/T compose too).
+    unsafe = set(c for c, _ in ccc) | second_parts | set(range(0x1161, 0x1176)) | set(range(0x11A8, 0x11C3))
+    for c, d in decomp:
+        if ud.normalize("NFC", chr(c)) != chr(c):
+            unsafe.add(c)
+
+    lines = []
+    w = lines.append
+    w("// Generated by tools/unicode/gen_tables.py from Python's unicodedata "
+      f"{ud.unidata_version} and tools/unicode/hf_probe.json")
+    w(f"// (tokenizers {probe['tokenizers_version']}). Do not edit by hand.")
+    w('#include "tokenizer/unicode_tables.h"')
+    w("")
+    w("namespace tandem::tokenizer::unicode {")
+    w("namespace {")
+    w("")
+    w("constexpr CccRange kCcc[] = {")
+    for a, b, k in ranges_of(ccc):
+        w(f"    {{0x{a:X}, 0x{b:X}, {k}}},")
+    w("};")
+    w("")
+    w("constexpr Decomposition kDecompositions[] = {")
+    for c, d in decomp:
+        second = d[1] if len(d) > 1 else 0
+        w(f"    {{0x{c:X}, 0x{d[0]:X}, 0x{second:X}}},")
+    w("};")
+    w("")
+    w("constexpr Composition kCompositions[] = {")
+    for a, b, c in compositions:
+        w(f"    {{0x{a:X}, 0x{b:X}, 0x{c:X}}},")
+    w("};")
+    w("")
+    w("constexpr CodePointRange kNfcUnsafe[] = {")
+    for a, b, _ in ranges_of((c, 0) for c in sorted(unsafe)):
+        w(f"    {{0x{a:X}, 0x{b:X}}},")
+    w("};")
+    w("")
+    w("constexpr GeneralCategoryRange kAssignedAfterPcre2[] = {")
+    for a, b, gc in probe["gc_assigned_after_unicode14"]:
+        assert gc in GENERAL_CATEGORIES, gc
+        w(f"    {{0x{a:X}, 0x{b:X}, GeneralCategory::k{gc}}},")
+    w("};")
+    w("")
+    w("}  // namespace")
+    w("")
+    w("std::span<const CccRange> ccc_ranges() { return kCcc; }")
+    w("std::span<const Decomposition> decompositions() { return kDecompositions; }")
+    w("std::span<const Composition> compositions() { return kCompositions; }")
+    w("std::span<const CodePointRange> nfc_unsafe_ranges() { return kNfcUnsafe; }")
+    w("std::span<const GeneralCategoryRange> assigned_after_pcre2() { return kAssignedAfterPcre2; }")
+    w("")
+    w("}  // namespace tandem::tokenizer::unicode")
+    with open(OUT, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {OUT}: {len(ccc)} ccc, {len(decomp)} decompositions, {len(compositions)} compositions, "
+          f"{len(probe['gc_assigned_after_unicode14'])} category ranges")
+
+
+if __name__ == "__main__":
+    main()
