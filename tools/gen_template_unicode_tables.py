@@ -19,7 +19,7 @@ FLAGS = [
     ("kNumeric", str.isnumeric),
     ("kLower", str.islower),
     ("kUpper", str.isupper),
-    ("kTitle", str.istitle),
+    ("kTitle", lambda ch: unicodedata.category(ch) == "Lt"),  # Py_UNICODE_ISTITLE, not str.istitle
     ("kPrintable", str.isprintable),
     ("kSpace", str.isspace),
 ]

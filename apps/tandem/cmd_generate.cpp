@@ -9,6 +9,7 @@
 #include "core/log.h"
 #include "engine/engine.h"
 #include "prompt.h"
+#include "tokenizer/detokenizer.h"
 #include "spec_flags.h"
 
 namespace tandem::app {

@@ -26,6 +26,8 @@ int main(int argc, char** argv) {
   reg(tandem::app::add_inspect);
   reg(tandem::app::add_bench);
   reg(tandem::app::add_quantize);
+  reg(tandem::app::add_serve);
+  reg(tandem::app::add_tokenize);
   CLI11_PARSE(app, argc, argv);
   if (verbose) spdlog::set_level(spdlog::level::debug);
   try {

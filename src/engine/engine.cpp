@@ -253,8 +253,9 @@ bool Engine::step() {
         else preempt(s);
         continue;
       }
-      sched.push_back(Scheduled{&s, rows, n, s.n_cached + n == static_cast<int64_t>(s.tokens.size()),
-                                decode && n > 1});
+      // A verify pass always samples; a prefill chunk samples when it reaches the newest token.
+      const bool verify = decode && n > 1;
+      sched.push_back(Scheduled{&s, rows, n, verify || s.n_cached + n == static_cast<int64_t>(s.tokens.size()), verify});
       rows += n;
       budget -= n;
     }
@@ -405,6 +406,9 @@ void Engine::run_draft(std::vector<Scheduled>& sched, const Tensor& target_hidde
     Scheduled& sc = sched[k];
     Sequence* s = sc.seq;
     if (!s->callback || !s->speculative || pair_rows[k] == 0) continue;  // finished or plain
+    // Propose only once the whole pending input is committed (end of prefill, or after a verify). Grow the
+    // block table first: the slice below keeps a pointer into it.
+    const bool propose = sc.samples && s->blocks.ensure(allocator_, static_cast<int64_t>(s->tokens.size()) + K);
     const int64_t begin = static_cast<int64_t>(tokens.size());
     const int64_t first_pos = s->n_draft_cached;
     for (int64_t j = 0; j < pair_rows[k]; ++j) {
@@ -418,8 +422,7 @@ void Engine::run_draft(std::vector<Scheduled>& sched, const Tensor& target_hidde
                                    .start_pos = static_cast<int32_t>(first_pos),
                                    .block_table = s->blocks.blocks().data()});
     s->n_draft_cached = first_pos + pair_rows[k];
-    // Propose only once the whole pending input is committed (end of prefill, or after a verify).
-    if (sc.samples && s->blocks.ensure(allocator_, static_cast<int64_t>(s->tokens.size()) + K)) {
+    if (propose) {
       logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
       proposers.push_back(s);
     }

@@ -73,7 +73,8 @@ void Checkpoint::open_weights() {
       fail("{}: expected an object with a \"weight_map\" object", index_path.string());
     for (const auto& [tensor, file] : index["weight_map"].items()) {
       if (!file.is_string())
-        fail("{}: weight_map[\"{}\"] must be a file name string, got {}", index_path.string(), tensor, file.dump());
+        fail("{}: weight_map[\"{}\"] must be a file name string, got {}", index_path.string(), tensor,
+             file.dump());
       weight_map[tensor] = file.get<std::string>();
     }
     for (const auto& [tensor, file] : weight_map) {
@@ -102,7 +103,8 @@ void Checkpoint::open_weights() {
       fail("{} maps tensor '{}' to {}, but that file has no such tensor", index_path.string(), tensor, file);
   }
   if (outside_index_ > 0)
-    log::info("{}: {} tensors found in safetensors files outside {}", dir_.string(), outside_index_, kIndexName);
+    log::info("{}: {} tensors found in safetensors files outside {}", dir_.string(), outside_index_,
+              kIndexName);
 }
 
 const TensorInfo* Checkpoint::find(std::string_view name) const {

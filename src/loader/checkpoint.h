@@ -24,7 +24,9 @@ class Checkpoint {
   const std::filesystem::path& dir() const { return dir_; }
   const nlohmann::json& config() const { return config_; }
   /// generation_config.json, or nullptr when the folder has none.
-  const nlohmann::json* generation_config() const { return has_generation_config_ ? &generation_config_ : nullptr; }
+  const nlohmann::json* generation_config() const {
+    return has_generation_config_ ? &generation_config_ : nullptr;
+  }
   /// nullptr if absent.
   const TensorInfo* find(std::string_view name) const;
   /// All tensor names, sorted.
@@ -45,8 +47,8 @@ class Checkpoint {
   nlohmann::json config_;
   nlohmann::json generation_config_;
   bool has_generation_config_ = false;
-  std::map<std::string, std::unique_ptr<SafetensorsFile>> files_;     // by file name
-  std::map<std::string, const TensorInfo*, std::less<>> tensors_;     // by tensor name
+  std::map<std::string, std::unique_ptr<SafetensorsFile>> files_;  // by file name
+  std::map<std::string, const TensorInfo*, std::less<>> tensors_;  // by tensor name
   size_t outside_index_ = 0;
 };
 

@@ -3,6 +3,13 @@
 #include <cctype>
 #include <tuple>
 
+// libstdc++ 12's <regex> trips -Wmaybe-uninitialized inside its own NFA code under some optimisation and
+// sanitizer flags (a GCC false positive); silence it for the header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <regex>
+#pragma GCC diagnostic pop
+
 #include "core/error.h"
 
 namespace tandem::loader {
@@ -42,7 +49,8 @@ std::pair<int, int> get_block(const json& obj, const char* key, const std::strin
   const std::string field = where + "." + key;
   if (v == nullptr) fail("{} is missing (needed for block-scaled FP8)", field);
   if (!v->is_array() || v->size() != 2) fail("{} must be [block_out, block_in], got {}", field, brief(*v));
-  return {static_cast<int>(get_positive_int((*v)[0], field)), static_cast<int>(get_positive_int((*v)[1], field))};
+  return {static_cast<int>(get_positive_int((*v)[0], field)),
+          static_cast<int>(get_positive_int((*v)[1], field))};
 }
 
 std::regex compile_ignore(const std::string& entry) {
@@ -75,7 +83,8 @@ void check_fp8_args(const json& args, const std::string& where) {
   if (type != "float") fail("{}.type is '{}'; only float (FP8 e4m3) is supported", where, type);
   if (const json* sym = member(args, "symmetric")) {
     if (!sym->is_boolean()) fail("{}.symmetric must be true or false, got {}", where, brief(*sym));
-    if (!sym->get<bool>()) fail("{}.symmetric is false: asymmetric quantization (zero points) is not supported", where);
+    if (!sym->get<bool>())
+      fail("{}.symmetric is false: asymmetric quantization (zero points) is not supported", where);
   }
 }
 
@@ -172,10 +181,18 @@ GroupScheme parse_group(const json& g, const std::string& where) {
 void parse_compressed_tensors(const json& q, QuantConfig& c) {
   c.method = QuantMethod::kCompressedTensors;
   const json* top_format = member(q, "format");
-  if (top_format != nullptr && (!top_format->is_string() || top_format->get<std::string>() != "float-quantized"))
+  if (top_format != nullptr &&
+      (!top_format->is_string() || top_format->get<std::string>() != "float-quantized"))
     fail("{}.format is {}; only float-quantized (FP8) is supported", kRoot, brief(*top_format));
   if (const json* kv = member(q, "kv_cache_scheme"))
     fail("{}.kv_cache_scheme is {}; quantized KV caches are not supported", kRoot, brief(*kv));
+  // Sparse (2:4 packed) storage and weight rotations change what the stored bytes mean.
+  for (const char* key : {"sparsity_config", "transform_config"}) {
+    const json* v = member(q, key);
+    if (v != nullptr && !(v->is_object() && v->empty()))
+      fail("{}.{} is {}; sparse or transformed compressed-tensors checkpoints are not supported", kRoot, key,
+           brief(*v));
+  }
 
   const json* groups = member(q, "config_groups");
   if (groups == nullptr || !groups->is_object() || groups->empty())
@@ -191,8 +208,8 @@ void parse_compressed_tensors(const json& q, QuantConfig& c) {
       first_name = name;
       first = s;
     } else if (!(s == first)) {
-      fail("{}.config_groups disagree: {} has {} but {} has {}; tandem needs one FP8 scheme per checkpoint", kRoot,
-           first_name, first.str(), name, s.str());
+      fail("{}.config_groups disagree: {} has {} but {} has {}; tandem needs one FP8 scheme per checkpoint",
+           kRoot, first_name, first.str(), name, s.str());
     }
   }
   c.weight_strategy = first.strategy;
@@ -209,7 +226,8 @@ void parse_fp8(const json& q, QuantConfig& c) {
       fail("{}.fmt is {}; only e4m3 is supported", kRoot, brief(*f));
   }
   const std::string scheme = get_string(q, "activation_scheme", kRoot);
-  if (scheme == "static") fail("{}.activation_scheme is 'static': static activation scales are not supported", kRoot);
+  if (scheme == "static")
+    fail("{}.activation_scheme is 'static': static activation scales are not supported", kRoot);
   if (scheme != "dynamic") fail("{}.activation_scheme is '{}'; only dynamic is supported", kRoot, scheme);
   c.weight_strategy = WeightStrategy::kBlock;
   std::tie(c.block_out, c.block_in) = get_block(q, "weight_block_size", kRoot);
@@ -229,6 +247,15 @@ bool matches(const QuantConfig& c, const std::string& entry, const std::regex* r
 
 }  // namespace
 
+struct QuantConfig::IgnoreMatcher {
+  explicit IgnoreMatcher(const std::vector<std::string>& entries) : source(entries) {
+    for (const auto& e : entries)
+      if (e.starts_with("re:")) regex.push_back(compile_ignore(e));
+  }
+  std::vector<std::string> source;
+  std::vector<std::regex> regex;  // one per "re:" entry of `source`, in order
+};
+
 QuantConfig QuantConfig::from_hf(const nlohmann::json& config) {
   QuantConfig c;
   if (!config.is_object()) fail("config.json is not a JSON object");
@@ -242,28 +269,25 @@ QuantConfig QuantConfig::from_hf(const nlohmann::json& config) {
   } else if (method == "fp8") {
     parse_fp8(*q, c);
   } else {
-    fail("{}.quant_method '{}' is not supported (tandem runs FP8 checkpoints: compressed-tensors "
-         "float-quantized, or fp8)",
-         kRoot, method);
+    fail(
+        "{}.quant_method '{}' is not supported (tandem runs FP8 checkpoints: compressed-tensors "
+        "float-quantized, or fp8)",
+        kRoot, method);
   }
-  for (const auto& e : c.ignore) {
-    if (e.starts_with("re:")) c.ignore_regex_.push_back(compile_ignore(e));
-  }
-  c.compiled_from_ = c.ignore;
+  c.matcher_ = std::make_shared<const IgnoreMatcher>(c.ignore);
   return c;
 }
 
 bool QuantConfig::is_ignored(std::string_view module_name) const {
-  std::vector<std::regex> fresh;
-  const std::vector<std::regex>* regexes = &ignore_regex_;
-  if (compiled_from_ != ignore) {  // `ignore` was edited after from_hf
-    for (const auto& e : ignore)
-      if (e.starts_with("re:")) fresh.push_back(compile_ignore(e));
-    regexes = &fresh;
+  std::shared_ptr<const IgnoreMatcher> fresh;
+  const IgnoreMatcher* m = matcher_.get();
+  if (m == nullptr || m->source != ignore) {  // default-constructed, or `ignore` edited after from_hf
+    fresh = std::make_shared<const IgnoreMatcher>(ignore);
+    m = fresh.get();
   }
   size_t r = 0;
   for (const auto& e : ignore) {
-    const std::regex* re = e.starts_with("re:") ? &(*regexes)[r++] : nullptr;
+    const std::regex* re = e.starts_with("re:") ? &m->regex[r++] : nullptr;
     if (matches(*this, e, re, module_name)) return true;
   }
   return false;
@@ -282,8 +306,12 @@ nlohmann::json QuantConfig::to_hf() const {
   }
   json weights = {{"num_bits", 8}, {"type", "float"}, {"symmetric", true}, {"dynamic", false}};
   switch (weight_strategy) {
-    case WeightStrategy::kTensor: weights["strategy"] = "tensor"; break;
-    case WeightStrategy::kChannel: weights["strategy"] = "channel"; break;
+    case WeightStrategy::kTensor:
+      weights["strategy"] = "tensor";
+      break;
+    case WeightStrategy::kChannel:
+      weights["strategy"] = "channel";
+      break;
     case WeightStrategy::kBlock:
       weights["strategy"] = "block";
       weights["block_structure"] = {block_out, block_in};
@@ -309,7 +337,9 @@ nlohmann::json QuantConfig::to_hf() const {
   return {{"quant_method", "compressed-tensors"},
           {"format", "float-quantized"},
           {"quantization_status", "compressed"},
-          {"config_groups", {{"group_0", {{"targets", json::array({"Linear"})}, {"weights", weights}, {"input_activations", act}}}}},
+          {"config_groups",
+           {{"group_0",
+             {{"targets", json::array({"Linear"})}, {"weights", weights}, {"input_activations", act}}}}},
           {"ignore", ignore}};
 }
 

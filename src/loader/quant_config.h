@@ -4,8 +4,8 @@
 // `"quant_method": "fp8"`. Anything else is a load error naming the field, never a silent fallback.
 #pragma once
 
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,7 +19,8 @@ struct QuantConfig {
   QuantMethod method = QuantMethod::kNone;
   WeightStrategy weight_strategy = WeightStrategy::kChannel;
   int block_out = 0, block_in = 0;  // kBlock: compressed-tensors block_structure / fp8 weight_block_size
-  std::string activation_scheme;    // "dynamic per-token", "dynamic per-group 128", "dynamic per-tensor", "none"
+  std::string
+      activation_scheme;  // "dynamic per-token", "dynamic per-group 128", "dynamic per-tensor", "none"
   std::vector<std::string> ignore;  // exact names and "re:" regexes as written
   nlohmann::json raw;               // the original object (for writing back / inspect)
 
@@ -37,9 +38,10 @@ struct QuantConfig {
   nlohmann::json to_hf() const;
 
  private:
-  // Compiled "re:" entries of `ignore`, built by from_hf; is_ignored recompiles if `ignore` was changed since.
-  std::vector<std::string> compiled_from_;
-  std::vector<std::regex> ignore_regex_;
+  // The compiled "re:" entries of `ignore`, built by from_hf and shared by copies; is_ignored recompiles if
+  // `ignore` was edited since. Defined in the .cpp so <regex> stays out of every includer.
+  struct IgnoreMatcher;
+  std::shared_ptr<const IgnoreMatcher> matcher_;
 };
 
 }  // namespace tandem::loader

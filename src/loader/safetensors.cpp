@@ -39,7 +39,8 @@ constexpr uint64_t kMaxDim = uint64_t{1} << 48;
 
 TensorInfo parse_entry(const std::string& file, const std::string& name, const json& entry,
                        const uint8_t* data_begin, uint64_t data_size) {
-  if (!entry.is_object()) fail("{}: tensor '{}': header entry is not an object: {}", file, name, brief(entry));
+  if (!entry.is_object())
+    fail("{}: tensor '{}': header entry is not an object: {}", file, name, brief(entry));
   const auto dtype_it = entry.find("dtype");
   const auto shape_it = entry.find("shape");
   const auto offsets_it = entry.find("data_offsets");
@@ -48,16 +49,18 @@ TensorInfo parse_entry(const std::string& file, const std::string& name, const j
   if (offsets_it == entry.end()) fail("{}: tensor '{}': header entry lacks 'data_offsets'", file, name);
   if (!dtype_it->is_string())
     fail("{}: tensor '{}': 'dtype' must be a string, got {}", file, name, brief(*dtype_it));
-  if (!shape_it->is_array()) fail("{}: tensor '{}': 'shape' must be an array, got {}", file, name, brief(*shape_it));
+  if (!shape_it->is_array())
+    fail("{}: tensor '{}': 'shape' must be an array, got {}", file, name, brief(*shape_it));
   if (!offsets_it->is_array() || offsets_it->size() != 2)
-    fail("{}: tensor '{}': 'data_offsets' must be an array [begin, end], got {}", file, name, brief(*offsets_it));
+    fail("{}: tensor '{}': 'data_offsets' must be an array [begin, end], got {}", file, name,
+         brief(*offsets_it));
 
   TensorInfo t;
   t.name = name;
   const std::string& dtype_str = dtype_it->get_ref<const std::string&>();
   if (!parse_dtype(dtype_str, &t.dtype))
-    fail("{}: tensor '{}' has unsupported dtype {} (tandem loads F32, BF16, F16, F8_E4M3, I32, I64)", file, name,
-         dtype_str);
+    fail("{}: tensor '{}' has unsupported dtype {} (tandem loads F32, BF16, F16, F8_E4M3, I32, I64)", file,
+         name, dtype_str);
   if (shape_it->size() > static_cast<size_t>(Shape::kMaxDims))
     fail("{}: tensor '{}' has rank {} (shape {}); tandem supports rank <= {}", file, name, shape_it->size(),
          brief(*shape_it), Shape::kMaxDims);
@@ -65,7 +68,8 @@ TensorInfo parse_entry(const std::string& file, const std::string& name, const j
   bool overflow = false;
   for (const json& d : *shape_it) {
     const uint64_t v = get_uint(d, file, name, "'shape'");
-    if (v > kMaxDim) fail("{}: tensor '{}': dimension {} in shape {} is absurd", file, name, v, brief(*shape_it));
+    if (v > kMaxDim)
+      fail("{}: tensor '{}': dimension {} in shape {} is absurd", file, name, v, brief(*shape_it));
     t.shape.d[t.shape.rank++] = static_cast<int64_t>(v);
     overflow = overflow || __builtin_mul_overflow(numel, v, &numel);
   }
@@ -77,8 +81,10 @@ TensorInfo parse_entry(const std::string& file, const std::string& name, const j
   const uint64_t end = get_uint((*offsets_it)[1], file, name, "'data_offsets'");
   if (end < begin) fail("{}: tensor '{}': data_offsets [{}, {}] end before begin", file, name, begin, end);
   if (end > data_size)
-    fail("{}: tensor '{}': data_offsets [{}, {}] reach past the {} data bytes the file holds (truncated file?)",
-         file, name, begin, end, data_size);
+    fail(
+        "{}: tensor '{}': data_offsets [{}, {}] reach past the {} data bytes the file holds (truncated "
+        "file?)",
+        file, name, begin, end, data_size);
   if (end - begin != nbytes)
     fail("{}: tensor '{}': data_offsets [{}, {}] span {} bytes but {} {} needs {}", file, name, begin, end,
          end - begin, dtype_str, t.shape.str(), nbytes);
@@ -89,7 +95,9 @@ TensorInfo parse_entry(const std::string& file, const std::string& name, const j
 
 }  // namespace
 
-Tensor TensorInfo::view() const { return Tensor{const_cast<void*>(data), shape, dtype, Device::kCPU}; }
+Tensor TensorInfo::view() const {
+  return Tensor{const_cast<void*>(data), shape, dtype, Device::kCPU};
+}
 
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {
   std::unique_ptr<SafetensorsFile> f(new SafetensorsFile());
@@ -114,7 +122,8 @@ std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::pa
   void* m = ::mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_errno = errno;
   ::close(fd);  // the mapping keeps the file alive
-  if (m == MAP_FAILED) fail("cannot mmap {} ({} bytes): {}", path.string(), f->size_, std::strerror(map_errno));
+  if (m == MAP_FAILED)
+    fail("cannot mmap {} ({} bytes): {}", path.string(), f->size_, std::strerror(map_errno));
   f->map_ = m;
   f->parse();
   return f;
@@ -150,7 +159,8 @@ void SafetensorsFile::parse() {
   for (const auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
       if (value.is_null()) continue;
-      if (!value.is_object()) fail("{}: __metadata__ must be an object of strings, got {}", file, brief(value));
+      if (!value.is_object())
+        fail("{}: __metadata__ must be an object of strings, got {}", file, brief(value));
       for (const auto& [mk, mv] : value.items()) {
         if (!mv.is_string()) fail("{}: __metadata__['{}'] must be a string, got {}", file, mk, brief(mv));
         metadata_[mk] = mv.get<std::string>();
@@ -164,7 +174,8 @@ void SafetensorsFile::parse() {
   std::vector<const TensorInfo*> by_offset;
   for (const auto& t : tensors_)
     if (t.nbytes > 0) by_offset.push_back(&t);
-  std::sort(by_offset.begin(), by_offset.end(), [](const TensorInfo* a, const TensorInfo* b) { return a->data < b->data; });
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const TensorInfo* a, const TensorInfo* b) { return a->data < b->data; });
   for (size_t i = 1; i < by_offset.size(); ++i) {
     const TensorInfo& prev = *by_offset[i - 1];
     const TensorInfo& cur = *by_offset[i];
@@ -178,7 +189,8 @@ void SafetensorsFile::parse() {
 
   const std::string file_name = path_.filename().string();
   for (auto& t : tensors_) t.file = file_name;
-  std::sort(tensors_.begin(), tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
+  std::sort(tensors_.begin(), tensors_.end(),
+            [](const TensorInfo& a, const TensorInfo& b) { return a.name < b.name; });
 }
 
 const TensorInfo* SafetensorsFile::find(std::string_view name) const {

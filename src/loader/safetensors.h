@@ -21,8 +21,8 @@ namespace tandem::loader {
 struct TensorInfo {
   std::string name;
   DType dtype = DType::kF32;
-  Shape shape;               // rank 0..4; rank 0 is a scalar (numel 1)
-  std::string file;          // file name relative to the checkpoint dir
+  Shape shape;                 // rank 0..4; rank 0 is a scalar (numel 1)
+  std::string file;            // file name relative to the checkpoint dir
   const void* data = nullptr;  // into the read-only mmap; not necessarily aligned to the dtype
   size_t nbytes = 0;
 

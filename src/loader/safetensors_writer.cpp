@@ -13,7 +13,8 @@ void SafetensorsWriter::add(const std::string& name, DType dtype, Shape shape, c
   TANDEM_CHECK(name != "__metadata__", "tensor name __metadata__ is reserved");
   TANDEM_CHECK(!entries_.contains(name), "SafetensorsWriter: tensor '{}' added twice", name);
   for (int i = 0; i < shape.rank; ++i)
-    TANDEM_CHECK(shape[i] >= 0, "SafetensorsWriter: tensor '{}' has negative dimension in {}", name, shape.str());
+    TANDEM_CHECK(shape[i] >= 0, "SafetensorsWriter: tensor '{}' has negative dimension in {}", name,
+                 shape.str());
   Entry e{dtype, shape, {}};
   e.bytes.resize(static_cast<size_t>(shape.numel()) * dtype_size(dtype));
   if (!e.bytes.empty()) std::memcpy(e.bytes.data(), data, e.bytes.size());
@@ -57,9 +58,8 @@ void SafetensorsWriter::write(const std::filesystem::path& path) const {
     nlohmann::json shape = nlohmann::json::array();
     for (int i = 0; i < e.shape.rank; ++i) shape.push_back(e.shape[i]);
     const auto [begin, end] = offsets[name];
-    const nlohmann::json entry = {{"dtype", std::string(dtype_name(e.dtype))},
-                                  {"shape", shape},
-                                  {"data_offsets", {begin, end}}};
+    const nlohmann::json entry = {
+        {"dtype", std::string(dtype_name(e.dtype))}, {"shape", shape}, {"data_offsets", {begin, end}}};
     header += (first ? "" : ",") + nlohmann::json(name).dump() + ":" + entry.dump();
     first = false;
   }
@@ -85,7 +85,8 @@ void write_sharded(const std::filesystem::path& dir, const std::map<std::string,
   for (const auto& [file, writer] : shards) {
     for (const auto& name : writer.names()) {
       if (weight_map.contains(name))
-        fail("write_sharded: tensor '{}' is in both {} and {}", name, weight_map[name].get<std::string>(), file);
+        fail("write_sharded: tensor '{}' is in both {} and {}", name, weight_map[name].get<std::string>(),
+             file);
       weight_map[name] = file;
     }
     total += writer.data_bytes();

@@ -37,7 +37,8 @@ double element(const TensorInfo& t, int64_t i) {
       std::memcpy(&v, p, 2);
       return t.dtype == DType::kBF16 ? bf16_to_f32(v) : f16_to_f32(v);
     }
-    case DType::kF8E4M3: return f8e4m3_to_f32(*p);
+    case DType::kF8E4M3:
+      return f8e4m3_to_f32(*p);
     case DType::kI32: {
       int32_t v;
       std::memcpy(&v, p, 4);
@@ -52,14 +53,25 @@ double element(const TensorInfo& t, int64_t i) {
   return 0;
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// Bytes a linear reads per pass. Not LinearWeight::nbytes(): an empty Tensor has rank 0, so numel() 1, and
+// would count 4 phantom bytes for a missing scale or bias.
+size_t linear_bytes(const ops::LinearWeight& lw) {
+  size_t n = 0;
+  for (const Tensor* t : {&lw.weight, &lw.scale, &lw.bias})
+    if (!t->empty()) n += t->nbytes();
+  return n;
+}
 
 }  // namespace
 
 WeightMap::WeightMap(const Checkpoint& ckpt, const QuantConfig& quant) : ckpt_(ckpt), quant_(quant) {
   if (quant_.weight_strategy == WeightStrategy::kBlock && quant_.method != QuantMethod::kNone)
-    TANDEM_CHECK(quant_.block_out > 0 && quant_.block_in > 0, "block-scaled FP8 needs a block size, got {}x{}",
-                 quant_.block_out, quant_.block_in);
+    TANDEM_CHECK(quant_.block_out > 0 && quant_.block_in > 0,
+                 "block-scaled FP8 needs a block size, got {}x{}", quant_.block_out, quant_.block_in);
 }
 
 Tensor WeightMap::usable_view(const TensorInfo& t) {
@@ -73,7 +85,8 @@ Tensor WeightMap::usable_view(const TensorInfo& t) {
   return v;
 }
 
-Tensor WeightMap::get(const std::string& name, Shape expected, std::initializer_list<DType> allowed, bool required) {
+Tensor WeightMap::get(const std::string& name, Shape expected, std::initializer_list<DType> allowed,
+                      bool required) {
   const TensorInfo* t = ckpt_.find(name);
   if (t == nullptr) {
     if (required)
@@ -87,7 +100,8 @@ Tensor WeightMap::get(const std::string& name, Shape expected, std::initializer_
     ok = false;
   }
   if (!allows(allowed, t->dtype)) {
-    error("tensor '{}' in {}: expected dtype {}, got {}", name, t->file, dtype_list(allowed), dtype_name(t->dtype));
+    error("tensor '{}' in {}: expected dtype {}, got {}", name, t->file, dtype_list(allowed),
+          dtype_name(t->dtype));
     ok = false;
   }
   return ok ? usable_view(*t) : Tensor{};
@@ -97,7 +111,8 @@ Tensor WeightMap::tensor(const std::string& name, Shape expected, std::initializ
   return get(name, expected, allowed, true);
 }
 
-Tensor WeightMap::optional_tensor(const std::string& name, Shape expected, std::initializer_list<DType> allowed) {
+Tensor WeightMap::optional_tensor(const std::string& name, Shape expected,
+                                  std::initializer_list<DType> allowed) {
   return get(name, expected, allowed, false);
 }
 
@@ -112,7 +127,8 @@ bool WeightMap::check_zero_point(const TensorInfo& zp, const TensorInfo& weight)
   return true;
 }
 
-ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int64_t in, Bias bias, LinearLoad load) {
+ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int64_t in, Bias bias,
+                                    LinearLoad load) {
   const size_t errors_before = errors_.size();
   ops::LinearWeight lw;
   if (bias == Bias::kRequired) lw.bias = tensor(prefix + ".bias", Shape{out}, kPlainWeightTypes);
@@ -122,7 +138,8 @@ ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int6
   const Shape wshape{out, in};
   const TensorInfo* w = ckpt_.find(wname);
   if (w == nullptr) {
-    error("missing tensor '{}': expected shape {}, dtype BF16|F16|F32 (or F8_E4M3 with a scale)", wname, wshape.str());
+    error("missing tensor '{}': expected shape {}, dtype BF16|F16|F32 (or F8_E4M3 with a scale)", wname,
+          wshape.str());
     return {};
   }
   used_.insert(w);
@@ -152,7 +169,7 @@ ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int6
     }
     if (errors_.size() != errors_before) return {};
     lw.weight = usable_view(*w);
-    records_.push_back({prefix, w->dtype, ops::WeightQuant::kNone, false, lw.nbytes()});
+    records_.push_back({prefix, w->dtype, ops::WeightQuant::kNone, false, linear_bytes(lw)});
     return lw;
   }
 
@@ -162,8 +179,8 @@ ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int6
     return {};
   }
   if (quant_.is_ignored(prefix)) {
-    error("tensor '{}' in {} is F8_E4M3 but module '{}' is listed in quantization_config.ignore", wname, w->file,
-          prefix);
+    error("tensor '{}' in {} is F8_E4M3 but module '{}' is listed in quantization_config.ignore", wname,
+          w->file, prefix);
     return {};
   }
   const bool deepseek = quant_.method == QuantMethod::kFp8;
@@ -207,8 +224,8 @@ ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int6
       break;
   }
   if (!shape_ok)
-    error("scale '{}' in {} of weight '{}' {}: expected shape {}, got {}", s->name, s->file, wname, wshape.str(),
-          expected, s->shape.str());
+    error("scale '{}' in {} of weight '{}' {}: expected shape {}, got {}", s->name, s->file, wname,
+          wshape.str(), expected, s->shape.str());
   if (zero_point != nullptr) {
     used_.insert(zero_point);
     check_zero_point(*zero_point, *w);
@@ -216,7 +233,8 @@ ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int6
   if (errors_.size() != errors_before) return {};
 
   Buffer scale(DType::kF32, scale_shape);
-  for (int64_t i = 0; i < scale_shape.numel(); ++i) scale.ptr<float>()[i] = static_cast<float>(element(*s, i));
+  for (int64_t i = 0; i < scale_shape.numel(); ++i)
+    scale.ptr<float>()[i] = static_cast<float>(element(*s, i));
   const int bo = kind == ops::WeightQuant::kFp8Block ? quant_.block_out : 0;
   const int bi = kind == ops::WeightQuant::kFp8Block ? quant_.block_in : 0;
   if (load == LinearLoad::kDequantize) {
@@ -231,7 +249,7 @@ ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int6
     lw.block_in = bi;
     owned_.push_back(std::move(scale));
   }
-  records_.push_back({prefix, w->dtype, lw.quant, load == LinearLoad::kDequantize, lw.nbytes()});
+  records_.push_back({prefix, w->dtype, lw.quant, load == LinearLoad::kDequantize, linear_bytes(lw)});
   return lw;
 }
 
@@ -252,6 +270,8 @@ std::vector<std::string> WeightMap::finish(std::span<const std::string> not_for_
   return unused;
 }
 
-std::vector<Buffer> WeightMap::take_owned() { return std::move(owned_); }
+std::vector<Buffer> WeightMap::take_owned() {
+  return std::move(owned_);
+}
 
 }  // namespace tandem::loader

@@ -47,8 +47,8 @@ class WeightMap {
   bool has(const std::string& name) const { return ckpt_.find(name) != nullptr; }
 
   /// Throws one tandem::Error listing every collected problem. Otherwise returns the names of tensors that
-  /// nothing consumed, minus those starting with any of `not_for_this_model` (e.g. the MTP layer when only the
-  /// target is built); the caller logs them as a warning.
+  /// nothing consumed, minus those starting with any of `not_for_this_model` (e.g. the MTP layer when only
+  /// the target is built); the caller logs them as a warning.
   std::vector<std::string> finish(std::span<const std::string> not_for_this_model = {});
 
   /// Buffers created during loading (dequantised weights, f32 scales, realigned tensors); the model keeps
@@ -58,7 +58,7 @@ class WeightMap {
   /// Per-linear record of what was decided, for `tandem inspect`.
   struct LinearRecord {
     std::string prefix;
-    DType stored;           // dtype of prefix.weight in the file
+    DType stored;            // dtype of prefix.weight in the file
     ops::WeightQuant quant;  // what runs (kNone after kDequantize)
     bool dequantized;
     size_t bytes;  // weight + scale + bias bytes as loaded

@@ -113,16 +113,18 @@ void EngineLoop::fail_all(const std::string& error) {
 }
 
 void EngineLoop::stop() {
-  std::vector<uint64_t> ids;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stop_ && !thread_.joinable()) return;
-    stop_ = true;
-    for (const auto& [id, dest] : live_) ids.push_back(id);
-  }
-  for (uint64_t id : ids) engine_->abort(id);
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  // call_once: a second caller (e.g. a second SIGTERM racing the main thread) waits for the first to finish.
+  std::call_once(stop_once_, [this] {
+    std::vector<uint64_t> ids;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      for (const auto& [id, dest] : live_) ids.push_back(id);
+    }
+    for (uint64_t id : ids) engine_->abort(id);
+    cv_.notify_all();
+    thread_.join();
+  });
 }
 
 }  // namespace tandem::server

@@ -10,7 +10,6 @@ namespace tandem::server {
 
 Generation::Generation(ServerContext& ctx, std::string id, std::vector<Choice> choices, Clock::time_point arrival)
     : ctx_(ctx), id_(std::move(id)), arrival_(arrival), queue_(std::make_shared<OutputQueue>()) {
-  ctx_.generation_started();
   choices_.reserve(choices.size());
   for (auto& c : choices) {
     Slot s;
@@ -20,15 +19,22 @@ Generation::Generation(ServerContext& ctx, std::string id, std::vector<Choice> c
     s.spec = std::move(c);
     choices_.push_back(std::move(s));
   }
-  for (size_t i = 0; i < choices_.size(); ++i) {
-    try {
-      choices_[i].state.engine_id = ctx_.loop().submit(choices_[i].spec.request, queue_, static_cast<int>(i), arrival_);
-    } catch (const Error& e) {
-      for (size_t j = 0; j < i; ++j) ctx_.loop().abort(choices_[j].state.engine_id);
-      n_finished_ = static_cast<int>(choices_.size());  // nothing left to record in the destructor
-      ctx_.generation_finished();
-      throw ApiError(400, e.what(), "", "invalid_request");
-    }
+  ctx_.generation_started();
+  size_t submitted = 0;
+  auto undo = [&] {
+    for (size_t j = 0; j < submitted; ++j) ctx_.loop().abort(choices_[j].state.engine_id);
+    ctx_.generation_finished();  // the destructor will not run
+  };
+  try {
+    for (; submitted < choices_.size(); ++submitted)
+      choices_[submitted].state.engine_id =
+          ctx_.loop().submit(choices_[submitted].spec.request, queue_, static_cast<int>(submitted), arrival_);
+  } catch (const Error& e) {
+    undo();
+    throw ApiError(400, e.what(), "", "invalid_request");
+  } catch (...) {
+    undo();
+    throw;
   }
 }
 

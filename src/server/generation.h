@@ -19,7 +19,8 @@
 #include "engine/request.h"
 #include "server/engine_loop.h"
 #include "server/server_context.h"
-#include "tokenizer/tokenizer.h"
+#include "tokenizer/detokenizer.h"
+#include "tokenizer/stop_strings.h"
 
 namespace tandem::server {
 

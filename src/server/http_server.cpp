@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include "core/error.h"
@@ -17,9 +19,20 @@ namespace tandem::server {
 
 namespace {
 
+/// httplib listens with a backlog of 5 (CPPHTTPLIB_LISTEN_BACKLOG, fixed when Debian compiled the library):
+/// 32 clients connecting at once overflow it and some connections die. Linux lets listen() be called again
+/// on a listening socket to raise the backlog; this subclass exposes the socket to do that.
+class BacklogServer : public httplib::Server {
+ public:
+  void raise_backlog(int backlog) {
+    if (svr_sock_ != INVALID_SOCKET) ::listen(svr_sock_, backlog);
+  }
+};
+
 enum class Needs { kNothing, kLoaded, kReady };
 
-using RouteFn = std::function<Reply(const httplib::Request&, Clock::time_point)>;
+/// A route: the request (path matches, headers), its body, and its arrival time -> a Reply.
+using RouteFn = std::function<Reply(const httplib::Request&, const std::string& body, Clock::time_point)>;
 
 void write_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status();
@@ -63,7 +76,7 @@ std::string state_message(ServerState s) {
 
 }  // namespace
 
-HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), svr_(std::make_unique<httplib::Server>()) {
+HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), svr_(std::make_unique<BacklogServer>()) {
   const auto& o = ctx_.options();
   int threads = o.http_threads;
   if (threads <= 0) threads = 64;
@@ -88,35 +101,39 @@ void HttpServer::install_routes() {
   ServerContext& ctx = ctx_;
   std::vector<Route> routes = {
       {"/v1/completions", "POST", Needs::kReady,
-       [&ctx](const httplib::Request& q, Clock::time_point t) { return handle_completions(ctx, q.body, t); }},
+       [&ctx](const httplib::Request&, const std::string& b, Clock::time_point t) { return handle_completions(ctx, b, t); }},
       {"/v1/chat/completions", "POST", Needs::kReady,
-       [&ctx](const httplib::Request& q, Clock::time_point t) { return handle_chat_completions(ctx, q.body, t); }},
+       [&ctx](const httplib::Request&, const std::string& b, Clock::time_point t) {
+         return handle_chat_completions(ctx, b, t);
+       }},
       {"/generate", "POST", Needs::kReady,
-       [&ctx](const httplib::Request& q, Clock::time_point t) { return handle_generate(ctx, q.body, t); }},
+       [&ctx](const httplib::Request&, const std::string& b, Clock::time_point t) { return handle_generate(ctx, b, t); }},
       {"/v1/models", "GET", Needs::kLoaded,
-       [&ctx](const httplib::Request&, Clock::time_point) { return handle_models(ctx, ""); }},
+       [&ctx](const httplib::Request&, const std::string&, Clock::time_point) { return handle_models(ctx, ""); }},
       {R"(/v1/models/(.+))", "GET", Needs::kLoaded,
-       [&ctx](const httplib::Request& q, Clock::time_point) { return handle_models(ctx, q.matches[1].str()); }},
+       [&ctx](const httplib::Request& q, const std::string&, Clock::time_point) {
+         return handle_models(ctx, q.matches[1].str());
+       }},
       {"/tokenize", "POST", Needs::kLoaded,
-       [&ctx](const httplib::Request& q, Clock::time_point) { return handle_tokenize(ctx, q.body); }},
+       [&ctx](const httplib::Request&, const std::string& b, Clock::time_point) { return handle_tokenize(ctx, b); }},
       {"/detokenize", "POST", Needs::kLoaded,
-       [&ctx](const httplib::Request& q, Clock::time_point) { return handle_detokenize(ctx, q.body); }},
+       [&ctx](const httplib::Request&, const std::string& b, Clock::time_point) { return handle_detokenize(ctx, b); }},
       {"/get_model_info", "GET", Needs::kLoaded,
-       [&ctx](const httplib::Request&, Clock::time_point) { return handle_model_info(ctx); }},
+       [&ctx](const httplib::Request&, const std::string&, Clock::time_point) { return handle_model_info(ctx); }},
       {"/get_server_info", "GET", Needs::kLoaded,
-       [&ctx](const httplib::Request&, Clock::time_point) { return handle_server_info(ctx); }},
+       [&ctx](const httplib::Request&, const std::string&, Clock::time_point) { return handle_server_info(ctx); }},
       {"/metrics", "GET", Needs::kLoaded,
-       [&ctx](const httplib::Request&, Clock::time_point) {
+       [&ctx](const httplib::Request&, const std::string&, Clock::time_point) {
          return Reply::text(ctx.metrics().render(ctx.loop().snapshot(), ctx.loop().engine().speculative()),
                             "text/plain; version=0.0.4; charset=utf-8");
        }},
       {"/health", "GET", Needs::kNothing,
-       [&ctx](const httplib::Request&, Clock::time_point) {
+       [&ctx](const httplib::Request&, const std::string&, Clock::time_point) {
          if (!ctx.ready()) throw ApiError(503, state_message(ctx.state()), "", "service_unavailable");
          return Reply::json({{"status", "ok"}});
        }},
       {"/health_generate", "GET", Needs::kReady,
-       [&ctx](const httplib::Request&, Clock::time_point) {
+       [&ctx](const httplib::Request&, const std::string&, Clock::time_point) {
          if (std::string err = probe_generation(ctx, ctx.options().health_timeout_s); !err.empty()) {
            log::warn("/health_generate failed: {}", err);
            throw ApiError(503, "health generation failed: " + err, "", "service_unavailable");
@@ -125,14 +142,28 @@ void HttpServer::install_routes() {
        }},
   };
 
+  // POST bodies are read through a content reader: httplib's own body reading caps form-urlencoded bodies
+  // (what `curl -d` sends by default) at 8 KiB; this way only --max-body-bytes applies, to every type.
   auto boundary = [&ctx](Needs needs, RouteFn fn) {
-    return [&ctx, needs, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res) {
+    return [&ctx, needs, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res,
+                                             const httplib::ContentReader* reader) {
       const auto arrival = Clock::now();
+      std::string body;
       try {
+        if (reader) {
+          const bool read = (*reader)([&](const char* data, size_t n) {
+            body.append(data, n);
+            return true;
+          });
+          if (!read) {
+            if (res.status == 413) throw ApiError(413, "the request body is too large", "", "payload_too_large");
+            throw ApiError(400, "could not read the request body", "", "bad_request");
+          }
+        }
         const ServerState s = ctx.state();
         if ((needs == Needs::kReady && s != ServerState::kReady) || (needs == Needs::kLoaded && s == ServerState::kLoading))
           throw ApiError(503, state_message(s), "", "service_unavailable");
-        send(fn(req, arrival), res);
+        send(fn(req, body, arrival), res);
       } catch (const ApiError& e) {
         write_error(res, e);
       } catch (const std::bad_alloc&) {
@@ -148,7 +179,9 @@ void HttpServer::install_routes() {
     };
   };
   auto not_allowed = [](std::string allow) {
-    return [allow = std::move(allow)](const httplib::Request& req, httplib::Response& res) {
+    return [allow = std::move(allow)](const httplib::Request& req, httplib::Response& res,
+                                      const httplib::ContentReader* reader) {
+      if (reader) (*reader)([](const char*, size_t) { return true; });  // drain, so keep-alive stays usable
       res.set_header("Allow", allow);
       write_error(res, ApiError(405, fmt::format("method {} is not allowed on {}; use {}", req.method, req.path, allow),
                                 "", "method_not_allowed"));
@@ -158,16 +191,24 @@ void HttpServer::install_routes() {
     auto h = boundary(r.needs, std::move(r.fn));
     auto bad = not_allowed(r.method);
     const bool get = r.method == "GET";
-    svr_->Get(r.pattern, get ? httplib::Server::Handler(h) : httplib::Server::Handler(bad));
-    svr_->Post(r.pattern, get ? httplib::Server::Handler(bad) : httplib::Server::Handler(h));
-    svr_->Put(r.pattern, httplib::Server::Handler(bad));
-    svr_->Patch(r.pattern, httplib::Server::Handler(bad));
-    svr_->Delete(r.pattern, httplib::Server::Handler(bad));
+    auto plain = [](auto f) {
+      return httplib::Server::Handler([f](const httplib::Request& q, httplib::Response& s) { f(q, s, nullptr); });
+    };
+    auto with_body = [](auto f) {
+      return httplib::Server::HandlerWithContentReader(
+          [f](const httplib::Request& q, httplib::Response& s, const httplib::ContentReader& rd) { f(q, s, &rd); });
+    };
+    svr_->Get(r.pattern, get ? plain(h) : plain(bad));
+    svr_->Post(r.pattern, get ? with_body(bad) : with_body(h));
+    svr_->Put(r.pattern, with_body(bad));
+    svr_->Patch(r.pattern, with_body(bad));
+    svr_->Delete(r.pattern, with_body(bad));
   }
 
   // Statuses httplib produces itself (404 no route, 413 body too large, 400 unreadable request) get the
   // OpenAI error body too; responses that already carry a body are left alone.
-  svr_->set_error_handler([](const httplib::Request& req, httplib::Response& res) {
+  svr_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                   httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string msg, code;
     switch (res.status) {
@@ -178,7 +219,7 @@ void HttpServer::install_routes() {
     }
     res.set_content(dump_json(error_json(res.status, msg, code)), "application/json");
     return httplib::Server::HandlerResponse::Handled;
-  });
+  }));
   svr_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
     std::string what = "unknown exception";
     try {
@@ -205,6 +246,7 @@ void HttpServer::start() {
       fail("cannot listen on {}:{} (address in use, or not a local address)", o.host, o.port);
     port_ = o.port;
   }
+  static_cast<BacklogServer*>(svr_.get())->raise_backlog(SOMAXCONN);
   thread_ = std::thread([this] { svr_->listen_after_bind(); });
 }
 

@@ -8,9 +8,20 @@
 
 namespace tandem::server {
 
+namespace {
+constexpr int kMaxDepth = 64;  // JSON nesting accepted in a request body
+}  // namespace
+
 nlohmann::json parse_body(const std::string& body) {
+  // Deep nesting is rejected while parsing: copying, dumping or rendering a million nested arrays recurses
+  // once per level and would overflow the handler thread's stack.
+  auto depth_guard = [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxDepth)
+      throw ApiError(400, fmt::format("the request body nests deeper than {} levels", kMaxDepth), "", "invalid_json");
+    return true;
+  };
   try {
-    return nlohmann::json::parse(body);
+    return nlohmann::json::parse(body, depth_guard);
   } catch (const nlohmann::json::parse_error& e) {
     throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()), "", "invalid_json");
   }

@@ -15,7 +15,11 @@ nlohmann::json completion_logprobs(const tokenizer::Tokenizer& tok, std::span<co
     tokens.push_back(t);
     token_lps.push_back(e.logprob);
     nlohmann::json top = nlohmann::json::object();
-    for (const auto& [id, lp] : e.top) top[token_text(tok, id)] = lp;
+    // Several ids can share a text (e.g. U+FFFD for partial UTF-8); a dict keeps one, so keep the likeliest.
+    for (const auto& [id, lp] : e.top) {
+      const std::string k = token_text(tok, id);
+      if (!top.contains(k)) top[k] = lp;
+    }
     // vLLM lists the chosen token among the alternatives even when it is outside the top k.
     if (!e.top.empty() && !top.contains(t)) top[t] = e.logprob;
     tops.push_back(e.top.empty() ? nlohmann::json(nullptr) : top);
@@ -27,7 +31,8 @@ nlohmann::json completion_logprobs(const tokenizer::Tokenizer& tok, std::span<co
 
 namespace {
 
-nlohmann::json bytes_of(const std::string& s) {
+nlohmann::json bytes_of(const tokenizer::Tokenizer& tok, int32_t id) {
+  const std::string s = tok.token_bytes(id);
   nlohmann::json b = nlohmann::json::array();
   for (unsigned char c : s) b.push_back(static_cast<int>(c));
   return b;
@@ -41,10 +46,9 @@ nlohmann::json chat_logprobs(const tokenizer::Tokenizer& tok, std::span<const en
     const std::string t = token_text(tok, e.id);
     nlohmann::json top = nlohmann::json::array();
     for (const auto& [id, lp] : e.top) {
-      const std::string tt = token_text(tok, id);
-      top.push_back({{"token", tt}, {"logprob", lp}, {"bytes", bytes_of(tt)}});
+      top.push_back({{"token", token_text(tok, id)}, {"logprob", lp}, {"bytes", bytes_of(tok, id)}});
     }
-    content.push_back({{"token", t}, {"logprob", e.logprob}, {"bytes", bytes_of(t)}, {"top_logprobs", top}});
+    content.push_back({{"token", t}, {"logprob", e.logprob}, {"bytes", bytes_of(tok, e.id)}, {"top_logprobs", top}});
   }
   return {{"content", content}};
 }

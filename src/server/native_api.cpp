@@ -314,6 +314,7 @@ Reply handle_model_info(ServerContext& ctx) {
                       {"max_model_len", ctx.max_model_len()},
                       {"eos_token_ids", ctx.eos_token_ids()},
                       {"has_draft", m.draft != nullptr},
+                      {"checkpoint_has_mtp", m.checkpoint_has_mtp},
                       {"weight_version", "default"}});
 }
 

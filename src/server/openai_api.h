@@ -1,6 +1,6 @@
 // The OpenAI-compatible routes: /v1/completions, /v1/chat/completions, /v1/models.
 //
-// Response extension (documented in docs/serving.md): with speculative decoding on, `usage.spec` carries
+// Response extension: with speculative decoding on, `usage.spec` carries
 // {verify_steps, draft_tokens, accepted_tokens, mean_accept_length} summed over the request's choices;
 // mean_accept_length = completion tokens / verify steps (SGLang's spec_accept_length). Choices carry
 // vLLM's `stop_reason` (the matched stop string or stop token id, else null).

@@ -50,7 +50,7 @@ class ServerContext {
               nlohmann::ordered_json server_args);
   const models::LoadedModel& model() const { return *model_; }
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
-  EngineLoop& loop() { return *loop_; }
+  EngineLoop& loop() const { return *loop_; }  // the loop is thread-safe; const here means "read-only context"
   const nlohmann::ordered_json& server_args() const { return server_args_; }
   const std::vector<int32_t>& eos_token_ids() const { return eos_ids_; }
   int64_t max_model_len() const { return loop_->engine().max_model_len(); }

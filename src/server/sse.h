@@ -7,6 +7,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tandem::server {
 
@@ -14,5 +15,18 @@ inline constexpr std::string_view kSseDone = "data: [DONE]\n\n";
 
 /// `data: {compact json}\n\n`.
 std::string sse_event(const nlohmann::json& j);
+
+/// Client side (load generator, tests): splits a byte stream into events and returns each event's data
+/// (its `data:` lines joined by newlines; `:` comment lines and other fields ignored; \n or \r\n endings).
+class SseParser {
+ public:
+  /// Feeds bytes; returns the data of every event completed by them.
+  std::vector<std::string> push(std::string_view bytes);
+  /// Bytes of an incomplete event still buffered.
+  size_t pending() const { return buf_.size(); }
+
+ private:
+  std::string buf_;
+};
 
 }  // namespace tandem::server

@@ -37,7 +37,7 @@ bool is_decimal(char32_t cp);    // str.isdecimal
 bool is_numeric(char32_t cp);    // str.isnumeric
 bool is_lower(char32_t cp);      // str.islower
 bool is_upper(char32_t cp);      // str.isupper
-bool is_title(char32_t cp);      // str.istitle
+bool is_title(char32_t cp);      // titlecase letter (category Lt)
 bool is_cased(char32_t cp);      // lower, upper or titlecase letter
 bool is_alnum(char32_t cp);      // str.isalnum
 

@@ -76,6 +76,15 @@ void append_sequence(std::string& out, const Sequence& s, int depth) {
       if (s.range_step != 1) out += fmt::format(", {}", s.range_step);
       out.push_back(')');
       return;
+    case SeqKind::kIterator:
+      // CPython prints the object's address; ours has the same shape (so |length and |wordcount agree)
+      // but naturally not the same digits.
+      if (s.generator_name) {
+        out += fmt::format("<generator object {} at {}>", s.generator_name, static_cast<const void*>(&s));
+      } else {
+        out += fmt::format("<{} object at {}>", s.iterator_type, static_cast<const void*>(&s));
+      }
+      return;
   }
 }
 
@@ -161,7 +170,10 @@ bool sequence_equals(const Sequence& a, const Sequence& b) {
     }
     return true;
   }
-  if (a.kind == SeqKind::kDictValues || b.kind == SeqKind::kDictValues) return &a == &b;
+  if (a.kind == SeqKind::kDictValues || b.kind == SeqKind::kDictValues || a.kind == SeqKind::kIterator ||
+      b.kind == SeqKind::kIterator) {
+    return &a == &b;
+  }
   if (a.kind != b.kind) return false;
   if (a.items.size() != b.items.size()) return false;
   for (size_t i = 0; i < a.items.size(); ++i) {
@@ -175,6 +187,23 @@ bool sequence_equals(const Sequence& a, const Sequence& b) {
 Value Value::list(std::vector<Value> items) { return sequence(std::move(items), SeqKind::kList); }
 
 Value Value::tuple(std::vector<Value> items) { return sequence(std::move(items), SeqKind::kTuple); }
+
+Value Value::iterator(std::vector<Value> items, const char* type_name) {
+  auto s = std::make_shared<Sequence>();
+  s->produced = std::move(items);
+  s->kind = SeqKind::kIterator;
+  s->iterator_type = type_name;
+  return Value(std::shared_ptr<const Sequence>(std::move(s)));
+}
+
+Value Value::generator(const char* name, std::function<std::vector<Value>()> produce) {
+  auto s = std::make_shared<Sequence>();
+  s->generator_name = name;
+  s->producer = std::move(produce);
+  s->kind = SeqKind::kIterator;
+  s->iterator_type = "generator";
+  return Value(std::shared_ptr<const Sequence>(std::move(s)));
+}
 
 Value Value::sequence(std::vector<Value> items, SeqKind kind) {
   auto s = std::make_shared<Sequence>();
@@ -228,6 +257,8 @@ std::string Value::type_name() const {
           return "dict_items";
         case SeqKind::kRange:
           return "range";
+        case SeqKind::kIterator:
+          return seq().iterator_type;
       }
       return "list";
     case Kind::kDict:
@@ -278,6 +309,7 @@ std::string hash_key(const Value& key) {
         return out;
       }
       if (key.seq().kind == SeqKind::kRange) return "r" + to_str(key);
+      if (key.seq().kind == SeqKind::kIterator) return fmt::format("p{}", key.identity());
       throw_error("TypeError", "unhashable type: '{}'", key.type_name());
     case Value::Kind::kDict:
       throw_error("TypeError", "unhashable type: 'dict'");
@@ -326,7 +358,7 @@ bool truthy(const Value& v) {
     case Value::Kind::kString:
       return !v.as_str().empty();
     case Value::Kind::kSequence:
-      return !v.seq().items.empty();
+      return v.seq().kind == SeqKind::kIterator || !v.seq().items.empty();
     case Value::Kind::kDict:
       return !v.dict().empty();
     default:

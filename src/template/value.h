@@ -44,7 +44,9 @@ struct Str {
   bool markup = false;
 };
 
-enum class SeqKind : uint8_t { kList, kTuple, kDictKeys, kDictValues, kDictItems, kRange };
+/// kIterator models the one-shot iterators and generators that filters such as map/select/reverse return:
+/// always truthy, no len(), not subscriptable, exhausted by iteration (`cursor`).
+enum class SeqKind : uint8_t { kList, kTuple, kDictKeys, kDictValues, kDictItems, kRange, kIterator };
 
 class Value {
  public:
@@ -87,6 +89,12 @@ class Value {
   static Value list(std::vector<Value> items);
   static Value tuple(std::vector<Value> items);
   static Value sequence(std::vector<Value> items, SeqKind kind);
+  /// A one-shot iterator over `items` (e.g. reversed(list)).
+  static Value iterator(std::vector<Value> items, const char* type_name);
+  /// A Python generator (what Jinja's map/select/unique/batch/items filters return): `produce` runs on first
+  /// consumption, so its errors surface where the generator is iterated, as in Python.
+  /// `name` is the generator function's name, which Python shows when printing it ("select_or_reject").
+  static Value generator(const char* name, std::function<std::vector<Value>()> produce);
 
   Kind kind() const { return static_cast<Kind>(v_.index()); }
   bool is_undefined() const { return kind() == Kind::kUndefined; }
@@ -132,9 +140,26 @@ class Value {
 };
 
 struct Sequence {
-  std::vector<Value> items;
+  std::vector<Value> items;  // unused for kIterator (see remaining())
   SeqKind kind = SeqKind::kList;
   int64_t range_start = 0, range_stop = 0, range_step = 1;  // for kRange (printing only)
+
+  // kIterator state. Iterators are consumed through const Values, like any Python object reference.
+  const char* iterator_type = "generator";                      // Python type name
+  const char* generator_name = nullptr;                          // for generators: the function's name
+  mutable std::function<std::vector<Value>()> producer;         // pending generator body
+  mutable std::vector<Value> produced;                           // its output once run
+  mutable size_t cursor = 0;                                     // produced[0, cursor) are consumed
+
+  /// kIterator: runs the pending producer if needed; returns all produced items (use `cursor`).
+  const std::vector<Value>& iterator_items() const {
+    if (producer) {
+      auto produce = std::move(producer);
+      producer = nullptr;
+      produced = produce();
+    }
+    return produced;
+  }
 };
 
 /// An insertion-ordered Python dict. Keys are compared like Python: 1, 1.0 and True are the same key.

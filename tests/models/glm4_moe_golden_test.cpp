@@ -46,7 +46,7 @@ TEST_P(Golden, GreedyContinuationAndLogprobsMatchTransformers) {
   auto be = ops::make_cpu_backend(2);
   auto m = models::load_model(dir, {.with_draft = false, .draft_quant = {}}, *be);
   Reference ref(dir);
-  engine::Engine eng(*m, *be, engine::EngineOptions{.max_running_requests = 2, .kv_cache_tokens = 256});
+  engine::Engine eng(*m, *be, engine::EngineOptions{.max_running_requests = 2, .kv_cache_tokens = 256, .max_model_len = 128});
   for (int k = 0; k < 2; ++k) {
     const std::string p = "p" + std::to_string(k) + ".";
     const auto want = ref.ints(p + "greedy_ids");

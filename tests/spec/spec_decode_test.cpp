@@ -61,7 +61,7 @@ TEST_P(GreedyExact, SpeculationChangesNothingAtTemperatureZero) {
   auto m = models::load_model(dir, {.with_draft = true, .draft_quant = models::mtp::DraftQuantRequest::parse(draft_quant)}, *be);
   test::Reference ref(dir);
   const auto reqs = greedy_requests(ref, m->config.vocab_size, 4);
-  engine::EngineOptions base{.max_running_requests = 8, .kv_cache_tokens = 2048};
+  engine::EngineOptions base{.max_running_requests = 8, .kv_cache_tokens = 2048, .max_model_len = 128};
   // Reference: each request alone, no speculation.
   std::vector<std::vector<int32_t>> alone;
   for (const auto& r : reqs) alone.push_back(generate(*m, *be, base, {r}).outputs[0]);
@@ -132,7 +132,7 @@ TEST(SpecSampling, TokenDistributionIsUnchangedBySpeculation) {
       reqs[i].sampling.top_p = 0.95f;
       reqs[i].sampling.seed = seed0 + i;
     }
-    engine::EngineOptions eo{.max_running_requests = 256, .kv_cache_tokens = 256 * 32, .max_batch_tokens = 4096};
+    engine::EngineOptions eo{.max_running_requests = 256, .kv_cache_tokens = 256 * 32, .max_batch_tokens = 4096, .max_model_len = 32};
     eo.spec = {.enabled = spec, .num_steps = 2};
     return generate(*m, *be, eo, reqs).outputs;
   };
@@ -203,7 +203,7 @@ TEST(SpecIsolation, AFailedDraftStepDoesNotAffectTheNextRequest) {
   req.max_tokens = 24;
   req.sampling.temperature = 0.0f;
   req.ignore_eos = true;
-  engine::EngineOptions eo{.max_running_requests = 4, .kv_cache_tokens = 1024};
+  engine::EngineOptions eo{.max_running_requests = 4, .kv_cache_tokens = 1024, .max_model_len = 128};
   eo.spec = {.enabled = true, .num_steps = 3};
   const auto expected = generate(*m, *be, eo, {req}).outputs[0];
 

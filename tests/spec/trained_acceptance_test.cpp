@@ -28,7 +28,7 @@ struct Acceptance {
 };
 
 Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::json& ev, int K) {
-  engine::EngineOptions eo{.max_running_requests = 8, .kv_cache_tokens = 8 * 256};
+  engine::EngineOptions eo{.max_running_requests = 8, .kv_cache_tokens = 8 * 256, .max_model_len = 128};
   eo.spec = {.enabled = true, .num_steps = K};
   engine::Engine eng(m, be, eo);
   Acceptance a;

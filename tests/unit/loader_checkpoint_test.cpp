@@ -8,8 +8,8 @@ namespace tandem::loader {
 namespace {
 
 using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using testing::error_of;
+using ::testing::HasSubstr;
 using testing::TempDir;
 using testing::write_file;
 using testing::write_json;
@@ -24,7 +24,9 @@ SafetensorsWriter writer_with(std::initializer_list<std::pair<std::string, Shape
   return w;
 }
 
-void write_config(const TempDir& dir) { write_json(dir / "config.json", {{"hidden_size", 4}}); }
+void write_config(const TempDir& dir) {
+  write_json(dir / "config.json", {{"hidden_size", 4}});
+}
 
 TEST(CheckpointTest, SingleFileFolder) {
   TempDir dir;
@@ -68,7 +70,8 @@ TEST(CheckpointTest, ConfigErrors) {
   EXPECT_THAT(error_of([&] { Checkpoint::open(dir.path()); }), HasSubstr("not a JSON object"));
   write_config(dir);
   write_file(dir / "generation_config.json", "nope");
-  EXPECT_THAT(error_of([&] { Checkpoint::open(dir.path()); }), HasSubstr("generation_config.json is not valid JSON"));
+  EXPECT_THAT(error_of([&] { Checkpoint::open(dir.path()); }),
+              HasSubstr("generation_config.json is not valid JSON"));
   EXPECT_THAT(error_of([&] { Checkpoint::open(dir / "absent"); }), HasSubstr("does not exist"));
 }
 
@@ -82,13 +85,15 @@ TEST(CheckpointTest, ShardedIndex) {
   TempDir dir;
   write_config(dir);
   std::map<std::string, SafetensorsWriter> shards;
-  shards.emplace("model-00001-of-00002.safetensors", writer_with({{"x.weight", {2, 2}}, {"y.weight", {3}}}, 1));
+  shards.emplace("model-00001-of-00002.safetensors",
+                 writer_with({{"x.weight", {2, 2}}, {"y.weight", {3}}}, 1));
   shards.emplace("model-00002-of-00002.safetensors", writer_with({{"z.weight", {5}}}, 100));
   write_sharded(dir.path(), shards);
 
   const auto c = Checkpoint::open(dir.path());
   EXPECT_THAT(c->tensor_names(), ElementsAre("x.weight", "y.weight", "z.weight"));
-  EXPECT_THAT(c->files(), ElementsAre("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"));
+  EXPECT_THAT(c->files(),
+              ElementsAre("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"));
   EXPECT_EQ(c->find("z.weight")->file, "model-00002-of-00002.safetensors");
   EXPECT_EQ(static_cast<const float*>(c->find("z.weight")->data)[4], 104.0f);
   EXPECT_EQ(c->total_bytes(), (4u + 3u + 5u) * 4u);
@@ -107,8 +112,8 @@ TEST(CheckpointTest, TensorsOutsideTheIndexAreFoundByScanning) {
   shards.emplace("model-00001-of-00001.safetensors", writer_with({{"model.layers.0.w", {2}}}));
   write_sharded(dir.path(), shards);
   // GLM exports have put the MTP layer in a file the index does not list.
-  writer_with({{"model.layers.1.eh_proj.weight", {2, 4}}, {"model.layers.1.enorm.weight", {2}}}).write(
-      dir / "mtp.safetensors");
+  writer_with({{"model.layers.1.eh_proj.weight", {2, 4}}, {"model.layers.1.enorm.weight", {2}}})
+      .write(dir / "mtp.safetensors");
   write_file(dir / "README.md", "not weights");
 
   const auto c = Checkpoint::open(dir.path());
@@ -123,7 +128,8 @@ TEST(CheckpointTest, IndexPointingToMissingFile) {
   write_config(dir);
   writer_with({{"a", {1}}}).write(dir / "model-00001-of-00002.safetensors");
   write_json(dir / "model.safetensors.index.json",
-             {{"weight_map", {{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}}}});
+             {{"weight_map",
+               {{"a", "model-00001-of-00002.safetensors"}, {"b", "model-00002-of-00002.safetensors"}}}});
   const std::string msg = error_of([&] { Checkpoint::open(dir.path()); });
   EXPECT_THAT(msg, HasSubstr("model-00002-of-00002.safetensors"));
   EXPECT_THAT(msg, HasSubstr("'b'"));
@@ -135,7 +141,8 @@ TEST(CheckpointTest, IndexPlacesTensorInFileThatLacksIt) {
   write_config(dir);
   writer_with({{"a", {1}}}).write(dir / "s1.safetensors");
   writer_with({{"b", {1}}}).write(dir / "s2.safetensors");
-  write_json(dir / "model.safetensors.index.json", {{"weight_map", {{"a", "s1.safetensors"}, {"b", "s1.safetensors"}}}});
+  write_json(dir / "model.safetensors.index.json",
+             {{"weight_map", {{"a", "s1.safetensors"}, {"b", "s1.safetensors"}}}});
   const std::string msg = error_of([&] { Checkpoint::open(dir.path()); });
   EXPECT_THAT(msg, HasSubstr("tensor 'b' to s1.safetensors"));
   EXPECT_THAT(msg, HasSubstr("no such tensor"));
@@ -157,7 +164,8 @@ TEST(CheckpointTest, MalformedIndex) {
   write_config(dir);
   writer_with({{"a", {1}}}).write(dir / "model.safetensors");
   write_file(dir / "model.safetensors.index.json", "{");
-  EXPECT_THAT(error_of([&] { Checkpoint::open(dir.path()); }), HasSubstr("model.safetensors.index.json is not valid JSON"));
+  EXPECT_THAT(error_of([&] { Checkpoint::open(dir.path()); }),
+              HasSubstr("model.safetensors.index.json is not valid JSON"));
   write_json(dir / "model.safetensors.index.json", {{"metadata", {}}});
   EXPECT_THAT(error_of([&] { Checkpoint::open(dir.path()); }), HasSubstr("\"weight_map\""));
   write_json(dir / "model.safetensors.index.json", {{"weight_map", {{"a", 3}}}});

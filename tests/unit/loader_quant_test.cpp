@@ -6,16 +6,16 @@
 namespace tandem::loader {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::ElementsAre;
 using testing::error_of;
+using ::testing::HasSubstr;
 
 // GLM-4.x-FP8 / llm-compressor FP8_DYNAMIC: per-channel weights, dynamic per-token activations.
 json glm_fp8() {
   return json::parse(R"({
     "quant_method": "compressed-tensors", "format": "float-quantized", "quantization_status": "compressed",
-    "kv_cache_scheme": null,
+    "kv_cache_scheme": null, "sparsity_config": {}, "transform_config": null,
     "config_groups": {"group_0": {
       "targets": ["Linear"],
       "weights": {"num_bits": 8, "type": "float", "strategy": "channel", "symmetric": true, "dynamic": false,
@@ -26,7 +26,9 @@ json glm_fp8() {
     "ignore": ["lm_head", "re:.*mlp\\.gate$"]})");
 }
 
-json with(json q) { return {{"hidden_size", 8}, {"quantization_config", std::move(q)}}; }
+json with(json q) {
+  return {{"hidden_size", 8}, {"quantization_config", std::move(q)}};
+}
 
 json deepseek_fp8() {
   return json::parse(
@@ -168,12 +170,14 @@ struct Bad {
 
 std::vector<Bad> bad_cases() {
   std::vector<Bad> out;
-  auto ct = [&](const std::string& label, const std::function<void(json&)>& edit, std::vector<std::string> expect) {
+  auto ct = [&](const std::string& label, const std::function<void(json&)>& edit,
+                std::vector<std::string> expect) {
     json q = glm_fp8();
     edit(q);
     out.push_back({label, q, std::move(expect)});
   };
-  auto ds = [&](const std::string& label, const std::function<void(json&)>& edit, std::vector<std::string> expect) {
+  auto ds = [&](const std::string& label, const std::function<void(json&)>& edit,
+                std::vector<std::string> expect) {
     json q = deepseek_fp8();
     edit(q);
     out.push_back({label, q, std::move(expect)});
@@ -197,7 +201,8 @@ std::vector<Bad> bad_cases() {
      {"group_0.weights.dynamic"});
   ct("group weights", [](json& q) { q["config_groups"]["group_0"]["weights"]["strategy"] = "group"; },
      {"group_0.weights.strategy", "'group'"});
-  ct("block without structure", [](json& q) { q["config_groups"]["group_0"]["weights"]["strategy"] = "block"; },
+  ct("block without structure",
+     [](json& q) { q["config_groups"]["group_0"]["weights"]["strategy"] = "block"; },
      {"block_structure is missing"});
   ct("bad block structure",
      [](json& q) {
@@ -205,8 +210,10 @@ std::vector<Bad> bad_cases() {
        q["config_groups"]["group_0"]["weights"]["block_structure"] = {128, 0};
      },
      {"block_structure", "positive integer"});
-  ct("no weights", [](json& q) { q["config_groups"]["group_0"]["weights"] = nullptr; }, {"group_0.weights is missing"});
-  ct("static activations", [](json& q) { q["config_groups"]["group_0"]["input_activations"]["dynamic"] = false; },
+  ct("no weights", [](json& q) { q["config_groups"]["group_0"]["weights"] = nullptr; },
+     {"group_0.weights is missing"});
+  ct("static activations",
+     [](json& q) { q["config_groups"]["group_0"]["input_activations"]["dynamic"] = false; },
      {"static activation scales are not supported"});
   ct("asymmetric activations",
      [](json& q) { q["config_groups"]["group_0"]["input_activations"]["symmetric"] = false; },
@@ -215,7 +222,8 @@ std::vector<Bad> bad_cases() {
      {"input_activations.type", "'int'"});
   ct("4-bit activations", [](json& q) { q["config_groups"]["group_0"]["input_activations"]["num_bits"] = 4; },
      {"input_activations.num_bits"});
-  ct("local dynamic", [](json& q) { q["config_groups"]["group_0"]["input_activations"]["dynamic"] = "local"; },
+  ct("local dynamic",
+     [](json& q) { q["config_groups"]["group_0"]["input_activations"]["dynamic"] = "local"; },
      {"input_activations.dynamic"});
   ct("group activations without size",
      [](json& q) { q["config_groups"]["group_0"]["input_activations"]["strategy"] = "group"; },
@@ -224,11 +232,27 @@ std::vector<Bad> bad_cases() {
      [](json& q) { q["config_groups"]["group_0"]["input_activations"]["strategy"] = "tensor_group"; },
      {"input_activations.strategy", "'tensor_group'"});
   ct("output activations",
-     [](json& q) { q["config_groups"]["group_0"]["output_activations"] = {{"num_bits", 8}}; },
+     [](json& q) {
+       q["config_groups"]["group_0"]["output_activations"] = {{"num_bits", 8}};
+     },
      {"output_activations"});
   ct("kv cache scheme", [](json& q) { q["kv_cache_scheme"] = {{"num_bits", 8}}; }, {"kv_cache_scheme"});
-  ct("no groups", [](json& q) { q["config_groups"] = json::object(); }, {"config_groups must be a non-empty object"});
-  ct("embedding target", [](json& q) { q["config_groups"]["group_0"]["targets"] = {"Linear", "Embedding"}; },
+  ct("sparsity",
+     [](json& q) {
+       q["sparsity_config"] = {{"format", "sparse-24-bitmask"}};
+     },
+     {"sparsity_config"});
+  ct("transform",
+     [](json& q) {
+       q["transform_config"] = {{"config_groups", {{"u", 1}}}};
+     },
+     {"transform_config"});
+  ct("no groups", [](json& q) { q["config_groups"] = json::object(); },
+     {"config_groups must be a non-empty object"});
+  ct("embedding target",
+     [](json& q) {
+       q["config_groups"]["group_0"]["targets"] = {"Linear", "Embedding"};
+     },
      {"targets contains 'Embedding'"});
   ct("groups disagree",
      [](json& q) {
@@ -236,10 +260,12 @@ std::vector<Bad> bad_cases() {
        q["config_groups"]["group_1"]["weights"]["strategy"] = "tensor";
      },
      {"disagree", "group_0", "group_1", "weights channel", "weights tensor"});
-  ct("bad ignore regex", [](json& q) { q["ignore"] = {"re:(unclosed"}; }, {"'re:(unclosed'", "regular expression"});
+  ct("bad ignore regex", [](json& q) { q["ignore"] = {"re:(unclosed"}; },
+     {"'re:(unclosed'", "regular expression"});
   ct("ignore not strings", [](json& q) { q["ignore"] = {1}; }, {"ignore must hold strings"});
   ds("e5m2", [](json& q) { q["fmt"] = "e5m2"; }, {"fmt", "e5m2"});
-  ds("static fp8", [](json& q) { q["activation_scheme"] = "static"; }, {"static activation scales are not supported"});
+  ds("static fp8", [](json& q) { q["activation_scheme"] = "static"; },
+     {"static activation scales are not supported"});
   ds("no block size", [](json& q) { q.erase("weight_block_size"); }, {"weight_block_size is missing"});
   ds("block size arity", [](json& q) { q["weight_block_size"] = {128}; }, {"weight_block_size must be"});
   ds("no activation scheme", [](json& q) { q.erase("activation_scheme"); }, {"activation_scheme is missing"});

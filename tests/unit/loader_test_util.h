@@ -61,7 +61,9 @@ inline std::string raw_safetensors(const std::string& header, const std::string&
   return raw_safetensors(header, data, header.size());
 }
 
-inline void write_json(const std::filesystem::path& path, const nlohmann::json& j) { write_file(path, j.dump(2)); }
+inline void write_json(const std::filesystem::path& path, const nlohmann::json& j) {
+  write_file(path, j.dump(2));
+}
 
 /// Runs fn, expects a tandem::Error and returns its message ("" and a test failure if none was thrown).
 inline std::string error_of(const std::function<void()>& fn) {

@@ -11,10 +11,10 @@
 namespace tandem::loader {
 namespace {
 
-using ::testing::ElementsAre;
-using ::testing::HasSubstr;
 using nlohmann::json;
+using ::testing::ElementsAre;
 using testing::error_of;
+using ::testing::HasSubstr;
 using testing::TempDir;
 using testing::write_json;
 
@@ -48,7 +48,9 @@ struct Builder {
       for (int64_t i = 0; i < s.numel(); ++i) v.push_back(static_cast<uint8_t>(0x30 + i % 16));
     w.add(name, DType::kF8E4M3, s, v.data());
   }
-  void i32(const std::string& name, Shape s, std::vector<int32_t> v) { w.add(name, DType::kI32, s, v.data()); }
+  void i32(const std::string& name, Shape s, std::vector<int32_t> v) {
+    w.add(name, DType::kI32, s, v.data());
+  }
 };
 
 struct Loaded {
@@ -68,7 +70,8 @@ Loaded load(const TempDir& dir, const Builder& b, json quantization_config = nul
 }
 
 json ct_config(const std::string& strategy, std::vector<int> block = {}) {
-  json weights = {{"num_bits", 8}, {"type", "float"}, {"strategy", strategy}, {"symmetric", true}, {"dynamic", false}};
+  json weights = {
+      {"num_bits", 8}, {"type", "float"}, {"strategy", strategy}, {"symmetric", true}, {"dynamic", false}};
   if (!block.empty()) weights["block_structure"] = block;
   return {{"quant_method", "compressed-tensors"},
           {"format", "float-quantized"},
@@ -82,7 +85,10 @@ json ct_config(const std::string& strategy, std::vector<int> block = {}) {
 }
 
 json ds_config(int bo, int bi) {
-  return {{"quant_method", "fp8"}, {"fmt", "e4m3"}, {"activation_scheme", "dynamic"}, {"weight_block_size", {bo, bi}}};
+  return {{"quant_method", "fp8"},
+          {"fmt", "e4m3"},
+          {"activation_scheme", "dynamic"},
+          {"weight_block_size", {bo, bi}}};
 }
 
 std::string finish_error(WeightMap& wm) {
@@ -174,7 +180,9 @@ TEST(WeightMapTest, LinearShapeAndDtypeErrors) {
   const std::string msg = finish_error(wm);
   EXPECT_THAT(msg, HasSubstr("tensor 'a.weight' in model.safetensors: expected shape [2, 3], got [3, 2]"));
   EXPECT_THAT(msg, HasSubstr("missing tensor 'b.weight': expected shape [4, 4]"));
-  EXPECT_THAT(msg, HasSubstr("tensor 'c.weight' in model.safetensors: expected dtype BF16|F16|F32 or F8_E4M3, got I32"));
+  EXPECT_THAT(
+      msg,
+      HasSubstr("tensor 'c.weight' in model.safetensors: expected dtype BF16|F16|F32 or F8_E4M3, got I32"));
 }
 
 TEST(WeightMapTest, Fp8ChannelScaleOut1Bf16) {
@@ -329,8 +337,10 @@ TEST(WeightMapTest, DequantizeRandomMatchesNaiveReference) {
     for (int64_t i = 0; i < in; ++i) {
       const float want = ref_f8(wq[o * in + i]) * scale[(o / bo) * si + i / bi];
       const float got = bf16_to_f32(w.weight.ptr<uint16_t>()[o * in + i]);
-      // bf16 keeps 8 significant bits: round-to-nearest is within half an ulp (2^-9 relative).
-      ASSERT_LE(std::fabs(got - want), std::fabs(want) * 0x1p-9f + 1e-30f) << o << "," << i;
+      // bf16 keeps 8 significant bits: round-to-nearest is within half an ulp (2^-8 relative), and it is
+      // exactly torch's rounding of the f32 product.
+      ASSERT_LE(std::fabs(got - want), std::fabs(want) * 0x1p-8f) << o << "," << i;
+      ASSERT_EQ(w.weight.ptr<uint16_t>()[o * in + i], f32_to_bf16(want)) << o << "," << i;
     }
   }
 }
@@ -363,18 +373,28 @@ TEST(WeightMapTest, Fp8ErrorCases) {
                         "wrongname", "i32scale"})
     EXPECT_TRUE(wm.linear(p, 2, 2, Bias::kNone).weight.empty()) << p;
   const std::string msg = finish_error(wm);
-  EXPECT_THAT(msg, HasSubstr("F8_E4M3 weight 'noscale.weight' in model.safetensors has no scale 'noscale.weight_scale'"));
-  EXPECT_THAT(msg, HasSubstr("scale 'badshape.weight_scale' in model.safetensors of weight 'badshape.weight' [2, 2]: "
-                             "expected shape [2, 1] or [2] (strategy channel), got [1, 2]"));
-  EXPECT_THAT(msg, HasSubstr("'plain.weight_scale' in model.safetensors is present but weight 'plain.weight' is BF16"));
-  EXPECT_THAT(msg, HasSubstr("'lm_head.weight' in model.safetensors is F8_E4M3 but module 'lm_head' is listed in "
-                             "quantization_config.ignore"));
+  EXPECT_THAT(
+      msg,
+      HasSubstr("F8_E4M3 weight 'noscale.weight' in model.safetensors has no scale 'noscale.weight_scale'"));
+  EXPECT_THAT(
+      msg, HasSubstr("scale 'badshape.weight_scale' in model.safetensors of weight 'badshape.weight' [2, 2]: "
+                     "expected shape [2, 1] or [2] (strategy channel), got [1, 2]"));
+  EXPECT_THAT(
+      msg,
+      HasSubstr("'plain.weight_scale' in model.safetensors is present but weight 'plain.weight' is BF16"));
+  EXPECT_THAT(msg,
+              HasSubstr("'lm_head.weight' in model.safetensors is F8_E4M3 but module 'lm_head' is listed in "
+                        "quantization_config.ignore"));
   EXPECT_THAT(msg, HasSubstr("module 'model.layers.0.mlp.gate' is listed"));
-  EXPECT_THAT(msg, HasSubstr("'zp.weight_zero_point' in model.safetensors (zero point of 'zp.weight') has non-zero"));
-  EXPECT_THAT(msg, HasSubstr("'static.input_scale' in model.safetensors (beside 'static.weight'): static activation"));
+  EXPECT_THAT(
+      msg, HasSubstr("'zp.weight_zero_point' in model.safetensors (zero point of 'zp.weight') has non-zero"));
+  EXPECT_THAT(
+      msg,
+      HasSubstr("'static.input_scale' in model.safetensors (beside 'static.weight'): static activation"));
   EXPECT_THAT(msg, HasSubstr("has no scale 'wrongname.weight_scale' (found 'wrongname.weight_scale_inv'"));
-  EXPECT_THAT(msg, HasSubstr("scale 'i32scale.weight_scale' in model.safetensors of weight 'i32scale.weight': "
-                             "expected dtype BF16|F16|F32, got I32"));
+  EXPECT_THAT(msg,
+              HasSubstr("scale 'i32scale.weight_scale' in model.safetensors of weight 'i32scale.weight': "
+                        "expected dtype BF16|F16|F32, got I32"));
   EXPECT_THAT(msg, HasSubstr("9 problems"));
 }
 
@@ -386,8 +406,10 @@ TEST(WeightMapTest, Fp8WithoutQuantizationConfig) {
   const auto l = load(dir, b);
   WeightMap wm(*l.ckpt, l.quant);
   wm.linear("a", 2, 2, Bias::kNone);
-  EXPECT_THAT(finish_error(wm),
-              HasSubstr("tensor 'a.weight' in model.safetensors is F8_E4M3 but config.json has no quantization_config"));
+  EXPECT_THAT(
+      finish_error(wm),
+      HasSubstr(
+          "tensor 'a.weight' in model.safetensors is F8_E4M3 but config.json has no quantization_config"));
 }
 
 TEST(WeightMapTest, BlockScaleShapeMismatchNamesBlock) {

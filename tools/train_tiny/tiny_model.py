@@ -17,7 +17,7 @@ from torch import nn
 
 import transformers
 from transformers import Glm4MoeConfig, Glm4MoeForCausalLM, Glm4MoeModel
-from transformers.models.glm4_moe.modeling_glm4_moe import Glm4MoeRMSNorm
+from transformers.models.glm4_moe.modeling_glm4_moe import Glm4MoeRMSNorm, Glm4MoeRotaryEmbedding
 
 import st_io
 
@@ -56,21 +56,40 @@ def make_config(vocab_size, eos_token_ids, pad_token_id, **overrides):
     kwargs = dict(kArch, vocab_size=vocab_size, eos_token_id=list(eos_token_ids),
                   pad_token_id=pad_token_id, num_nextn_predict_layers=0)
     kwargs.update(overrides)
-    try:  # transformers >= 4.57 / 5.x: rope settings live in rope_parameters
-        config = Glm4MoeConfig(**kwargs, partial_rotary_factor=kPartialRotaryFactor,
-                               rope_parameters={"rope_type": "default", "rope_theta": kRopeTheta,
-                                                "partial_rotary_factor": kPartialRotaryFactor})
-    except TypeError:
-        config = Glm4MoeConfig(**kwargs, rope_theta=kRopeTheta,
-                               partial_rotary_factor=kPartialRotaryFactor)
-    return config
+    rope_parameters = {"rope_type": "default", "rope_theta": kRopeTheta,
+                       "partial_rotary_factor": kPartialRotaryFactor}
+    # transformers 5.x keeps rope settings in rope_parameters; 4.x takes them top level.
+    attempts = [dict(rope_parameters=rope_parameters, partial_rotary_factor=kPartialRotaryFactor),
+                dict(rope_parameters=rope_parameters),
+                dict(rope_theta=kRopeTheta, partial_rotary_factor=kPartialRotaryFactor)]
+    errors = []
+    for rope in attempts:
+        for drop_head_dim in (False, True):
+            args = dict(kwargs, **rope)
+            if drop_head_dim:
+                args.pop("head_dim")
+            try:
+                config = Glm4MoeConfig(**args)
+            except (TypeError, ValueError) as err:
+                errors.append(f"{sorted(rope)} head_dim={not drop_head_dim}: {err}")
+                continue
+            if getattr(config, "head_dim", None) != kwargs["head_dim"]:
+                config.head_dim = kwargs["head_dim"]
+            try:
+                check_rotary(Glm4MoeRotaryEmbedding(config), config)
+            except RuntimeError as err:
+                errors.append(f"{sorted(rope)}: {err}")
+                continue
+            return config
+    raise RuntimeError("make_config: Glm4MoeConfig rejected every argument set: " + "; ".join(errors))
 
 
 def check_rotary(model, config):
     """Fails unless the model's RoPE is theta 10000 over the first half of head_dim."""
     rd = int(config.head_dim * kPartialRotaryFactor)
     expected = 1.0 / (kRopeTheta ** (torch.arange(0, rd, 2, dtype=torch.float32) / rd))
-    inv_freq = model.rotary_emb.inv_freq.detach().float().cpu()
+    rotary = getattr(model, "rotary_emb", model)  # a model or its rotary module
+    inv_freq = rotary.inv_freq.detach().float().cpu()
     if inv_freq.shape != expected.shape or not torch.allclose(inv_freq, expected):
         raise RuntimeError(f"tiny_model: rotary inv_freq {inv_freq.tolist()} != expected "
                            f"{expected.tolist()} (rope settings not taken by Glm4MoeConfig)")
@@ -149,7 +168,7 @@ class TandemTiny(nn.Module):
 
 def _save_and_read(module, directory):
     """save_pretrained + read back: the tensor names transformers writes on disk."""
-    module.save_pretrained(directory, safe_serialization=True)
+    module.save_pretrained(directory)  # safetensors is the default in 4.x and 5.x
     files = sorted(f for f in os.listdir(directory) if f.endswith(".safetensors"))
     tensors = {}
     for name in files:
@@ -236,6 +255,9 @@ def export_checkpoint(model, out_dir, log):
 
     config_json["num_nextn_predict_layers"] = 1
     config_json["head_dim"] = config.head_dim
+    # Also the top-level rope keys of the published GLM configs (model-spec.md section 1).
+    config_json.setdefault("rope_theta", kRopeTheta)
+    config_json.setdefault("partial_rotary_factor", kPartialRotaryFactor)
     config_json["architectures"] = ["Glm4MoeForCausalLM"]
     for key in ("dtype", "torch_dtype"):
         if key in config_json:

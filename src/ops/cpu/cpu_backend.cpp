@@ -22,17 +22,21 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::kCPU; }
   Buffer alloc(DType dtype, Shape shape) override { return Buffer(dtype, shape); }
 
-  void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) override { cpu::linear(ctx_, x, w, y); }
+  void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) override {
+    cpu::linear(ctx_, x, w, y);
+  }
   void embedding(std::span<const int32_t> ids, const Tensor& table, const Tensor& out) override {
     cpu::embedding(ctx_, ids, table, out);
   }
-  void rms_norm(const Tensor& x, const Tensor& weight, float eps, bool unit_offset, const Tensor& out) override {
+  void rms_norm(const Tensor& x, const Tensor& weight, float eps, bool unit_offset,
+                const Tensor& out) override {
     cpu::rms_norm(ctx_, x, weight, eps, unit_offset, out);
   }
   void rope_neox(const Tensor& x, std::span<const int32_t> positions, int rot_dim, float theta) override {
     cpu::rope_neox(ctx_, x, positions, rot_dim, theta);
   }
-  void kv_store(const Tensor& k, const Tensor& v, const KvLayerView& kv, std::span<const SeqSlice> seqs) override {
+  void kv_store(const Tensor& k, const Tensor& v, const KvLayerView& kv,
+                std::span<const SeqSlice> seqs) override {
     cpu::kv_store(ctx_, k, v, kv, seqs);
   }
   void attention(const Tensor& q, const KvLayerView& kv, std::span<const SeqSlice> seqs, float scale,

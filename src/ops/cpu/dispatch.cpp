@@ -4,9 +4,12 @@ namespace tandem::ops::cpu {
 
 std::string_view isa_name(Isa isa) {
   switch (isa) {
-    case Isa::kScalar: return "scalar";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvx512: return "avx512";
+    case Isa::kScalar:
+      return "scalar";
+    case Isa::kAvx2:
+      return "avx2";
+    case Isa::kAvx512:
+      return "avx512";
   }
   return "?";
 }
@@ -14,9 +17,11 @@ std::string_view isa_name(Isa isa) {
 bool isa_supported(Isa isa) {
   __builtin_cpu_init();
   switch (isa) {
-    case Isa::kScalar: return true;
+    case Isa::kScalar:
+      return true;
     case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+             __builtin_cpu_supports("f16c");
     case Isa::kAvx512:
       // The AVX-512 kernels use F (f16 conversion, masks), BW (16-bit masked loads), VL and DQ.
       return isa_supported(Isa::kAvx2) && __builtin_cpu_supports("avx512f") &&
@@ -33,11 +38,15 @@ Isa best_isa() {
 }
 
 const KernelTable& kernel_table(Isa isa) {
-  TANDEM_CHECK(isa_supported(isa), "cpu backend: this machine does not support the {} kernels", isa_name(isa));
+  TANDEM_CHECK(isa_supported(isa), "cpu backend: this machine does not support the {} kernels",
+               isa_name(isa));
   switch (isa) {
-    case Isa::kScalar: return scalar_kernels();
-    case Isa::kAvx2: return avx2_kernels();
-    case Isa::kAvx512: return avx512_kernels();
+    case Isa::kScalar:
+      return scalar_kernels();
+    case Isa::kAvx2:
+      return avx2_kernels();
+    case Isa::kAvx512:
+      return avx512_kernels();
   }
   fail("cpu backend: unknown ISA {}", static_cast<int>(isa));
 }

@@ -22,21 +22,21 @@ Isa best_isa();
 /// Rows of y are written as y[t * y_ld + (o - y_col0)] for token t and output row o, so callers can
 /// compute a slice of output rows into a small scratch buffer.
 struct LinearProblem {
-  const float* x = nullptr;         // [*, in] f32, row stride x_ld
+  const float* x = nullptr;  // [*, in] f32, row stride x_ld
   int64_t x_ld = 0;
   const int32_t* x_rows = nullptr;  // [n_tokens] rows of x to read, or nullptr for rows 0..n_tokens-1
   int64_t n_tokens = 0;
   int64_t in = 0;
   int64_t out = 0;
-  const void* w = nullptr;          // [out, in] w_dtype
+  const void* w = nullptr;  // [out, in] w_dtype
   DType w_dtype = DType::kF32;
   WeightQuant quant = WeightQuant::kNone;
-  const float* scale = nullptr;     // f32: [1] | [out] | [ceil(out/block_out), scale_cols]; null unless fp8
+  const float* scale = nullptr;  // f32: [1] | [out] | [ceil(out/block_out), scale_cols]; null unless fp8
   int64_t block_out = 0;
   int64_t block_in = 0;
   int64_t scale_cols = 0;
-  const float* bias = nullptr;      // [out] f32 or nullptr
-  float* y = nullptr;               // see above
+  const float* bias = nullptr;  // [out] f32 or nullptr
+  float* y = nullptr;           // see above
   int64_t y_ld = 0;
   int64_t y_col0 = 0;
 };
@@ -57,12 +57,15 @@ inline constexpr int64_t kLinearChunk = 512;
 struct KernelTable {
   Isa isa = Isa::kScalar;
   LinearRowsFn linear_rows = nullptr;
-  /// out[r] = scale * dot(q, k + r * k_stride) for r < n_rows; vectors of d elements.
-  void (*dot_rows)(const float* q, const float* k, int64_t k_stride, int n_rows, int64_t d, float scale,
-                   float* out) = nullptr;
-  /// acc[0:d] += sum_r p[r] * v[r * v_stride + 0:d] for r < n_rows.
-  void (*axpy_rows)(const float* p, const float* v, int64_t v_stride, int n_rows, int64_t d,
-                    float* acc) = nullptr;
+  /// Attention scores of n_heads query heads against n_rows keys (vectors of d elements):
+  /// scores[h * s_stride + r] = scale * dot(q + h * q_stride, k + r * k_stride). Each key load is shared by
+  /// the heads, and every (h, r) result is independent of n_heads (same bits whatever the grouping).
+  void (*qk_rows)(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+                  int64_t d, float scale, float* scores, int64_t s_stride) = nullptr;
+  /// acc[h * o_stride + i] += sum_r p[h * p_stride + r] * v[r * v_stride + i] for h < n_heads, i < d; rows
+  /// are added in order r = 0, 1, ...
+  void (*pv_rows)(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+                  int64_t d, float* acc, int64_t o_stride) = nullptr;
   /// x[i] = exp(x[i] - shift); returns the sum of the new values.
   float (*exp_shift_sum)(float* x, int64_t n, float shift) = nullptr;
   /// out[i] = silu(gate[i]) * up[i]; out may alias gate or up.

@@ -11,16 +11,17 @@ int64_t grain_for(int64_t item_cost) {
 }
 
 void embedding(const CpuContext& ctx, std::span<const int32_t> ids, const Tensor& table, const Tensor& out) {
-  TANDEM_CHECK(table.rank() == 2 && (table.dtype == DType::kBF16 || table.dtype == DType::kF16 ||
-                                     table.dtype == DType::kF32),
-               "embedding: table must be a BF16, F16 or F32 [V, H] tensor, got {} {}", dtype_name(table.dtype),
-               table.shape.str());
+  TANDEM_CHECK(table.rank() == 2 &&
+                   (table.dtype == DType::kBF16 || table.dtype == DType::kF16 || table.dtype == DType::kF32),
+               "embedding: table must be a BF16, F16 or F32 [V, H] tensor, got {} {}",
+               dtype_name(table.dtype), table.shape.str());
   const int64_t V = table.dim(0), H = table.dim(1), n = static_cast<int64_t>(ids.size());
   TANDEM_CHECK(out.dtype == DType::kF32 && out.numel() == n * H && out.dim(out.rank() - 1) == H,
-               "embedding: out must be f32 [{}, {}], got {} {}", n, H, dtype_name(out.dtype), out.shape.str());
+               "embedding: out must be f32 [{}, {}], got {} {}", n, H, dtype_name(out.dtype),
+               out.shape.str());
   for (int64_t i = 0; i < n; ++i)
-    TANDEM_CHECK(ids[i] >= 0 && ids[i] < V, "embedding: token id {} (position {}) is outside the vocabulary [0, {})",
-                 ids[i], i, V);
+    TANDEM_CHECK(ids[i] >= 0 && ids[i] < V,
+                 "embedding: token id {} (position {}) is outside the vocabulary [0, {})", ids[i], i, V);
   ctx.pool->parallel_for(n, grain_for(H), [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
       Tensor row = table.rows(ids[i], 1);
@@ -38,7 +39,8 @@ void silu_mul(const CpuContext& ctx, const Tensor& gate, const Tensor& up, const
   const int64_t n = gate.numel(), blocks = (n + kBlock - 1) / kBlock;
   ctx.pool->parallel_for(blocks, grain_for(kBlock), [&](int64_t b, int64_t e) {
     const int64_t i0 = b * kBlock, i1 = std::min(n, e * kBlock);
-    ctx.kernels->silu_mul(gate.ptr<const float>() + i0, up.ptr<const float>() + i0, out.ptr<float>() + i0, i1 - i0);
+    ctx.kernels->silu_mul(gate.ptr<const float>() + i0, up.ptr<const float>() + i0, out.ptr<float>() + i0,
+                          i1 - i0);
   });
 }
 

@@ -8,10 +8,14 @@ namespace {
 
 const char* quant_name(WeightQuant q) {
   switch (q) {
-    case WeightQuant::kNone: return "none";
-    case WeightQuant::kFp8Tensor: return "fp8 per-tensor";
-    case WeightQuant::kFp8Channel: return "fp8 per-channel";
-    case WeightQuant::kFp8Block: return "fp8 block";
+    case WeightQuant::kNone:
+      return "none";
+    case WeightQuant::kFp8Tensor:
+      return "fp8 per-tensor";
+    case WeightQuant::kFp8Channel:
+      return "fp8 per-channel";
+    case WeightQuant::kFp8Block:
+      return "fp8 block";
   }
   return "?";
 }
@@ -20,14 +24,18 @@ bool is_float(DType t) {
   return t == DType::kF32 || t == DType::kBF16 || t == DType::kF16 || t == DType::kF8E4M3;
 }
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t ceil_div(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
 
 }  // namespace
 
 void to_f32(const Tensor& t, float* dst) {
   const int64_t n = t.numel();
   switch (t.dtype) {
-    case DType::kF32: std::memcpy(dst, t.data, static_cast<size_t>(n) * sizeof(float)); return;
+    case DType::kF32:
+      std::memcpy(dst, t.data, static_cast<size_t>(n) * sizeof(float));
+      return;
     case DType::kBF16:
       for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(t.ptr<const uint16_t>()[i]);
       return;
@@ -37,7 +45,8 @@ void to_f32(const Tensor& t, float* dst) {
     case DType::kF8E4M3:
       for (int64_t i = 0; i < n; ++i) dst[i] = f8e4m3_to_f32(t.ptr<const uint8_t>()[i]);
       return;
-    default: fail("expected a float tensor, got {} {}", dtype_name(t.dtype), t.shape.str());
+    default:
+      fail("expected a float tensor, got {} {}", dtype_name(t.dtype), t.shape.str());
   }
 }
 
@@ -60,8 +69,8 @@ PreparedLinear::PreparedLinear(const LinearWeight& w, std::string_view what) {
     int64_t expected = 1;
     if (w.quant == WeightQuant::kFp8Channel) expected = out;
     if (w.quant == WeightQuant::kFp8Block) {
-      TANDEM_CHECK(w.block_out > 0 && w.block_in > 0, "{}: fp8 block quantisation needs block sizes, got {}x{}",
-                   what, w.block_out, w.block_in);
+      TANDEM_CHECK(w.block_out > 0 && w.block_in > 0,
+                   "{}: fp8 block quantisation needs block sizes, got {}x{}", what, w.block_out, w.block_in);
       expected = ceil_div(out, w.block_out) * ceil_div(in, w.block_in);
       base_.block_out = w.block_out;
       base_.block_in = w.block_in;
@@ -142,10 +151,12 @@ void run_linear(const CpuContext& ctx, const LinearProblem& p) {
 void linear(const CpuContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& y) {
   const PreparedLinear pl(w, "linear");
   const int64_t in = pl.in(), out = pl.out();
-  TANDEM_CHECK(x.dtype == DType::kF32 && x.rank() >= 1 && x.dim(x.rank() - 1) == in,
+  // Rows are the leading dimension; the rest of each row must hold exactly `in` (or `out`) values, so
+  // callers may pass [T, heads, D] views without reshaping.
+  const int64_t T = x.rank() >= 1 ? x.dim(0) : 0;
+  TANDEM_CHECK(x.dtype == DType::kF32 && x.rank() >= 2 && x.numel() == T * in,
                "linear: x must be f32 [T, {}], got {} {}", in, dtype_name(x.dtype), x.shape.str());
-  const int64_t T = x.numel() / in;
-  TANDEM_CHECK(y.dtype == DType::kF32 && y.rank() >= 1 && y.dim(y.rank() - 1) == out && y.numel() == T * out,
+  TANDEM_CHECK(y.dtype == DType::kF32 && y.rank() >= 2 && y.dim(0) == T && y.numel() == T * out,
                "linear: y must be f32 [{}, {}] for x {} and weight {}, got {} {}", T, out, x.shape.str(),
                w.weight.shape.str(), dtype_name(y.dtype), y.shape.str());
   const char* xb = static_cast<const char*>(x.data);

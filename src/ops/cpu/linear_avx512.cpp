@@ -1,9 +1,8 @@
 // AVX-512 linear kernel: 16 f32 lanes, tiles of 4 rows x 4 tokens (16 zmm accumulators). Tails use masked
 // loads, so any in_features works without padding.
-#include "ops/cpu/gcc_avx512_workaround.h"
-
 #include <immintrin.h>
 
+#include "ops/cpu/gcc_avx512_workaround.h"
 #include "ops/cpu/hsum_avx512.h"
 #include "ops/cpu/linear_tile.h"
 
@@ -19,9 +18,7 @@ struct Avx512 {
   static constexpr float kF8Unit = 256.0f;
 
   static Reg zero() { return _mm512_setzero_ps(); }
-  static Reg set1(float v) { return _mm512_set1_ps(v); }
   static Reg fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
-  static Reg mul(Reg a, Reg b) { return _mm512_mul_ps(a, b); }
   static float hsum(Reg a) { return hsum_avx512(a); }
   static __mmask16 mask(int n) { return static_cast<__mmask16>((1u << n) - 1u); }
   static Reg load_x(const float* p) { return _mm512_loadu_ps(p); }
@@ -44,11 +41,14 @@ struct Avx512 {
     if constexpr (WT == DType::kF32) {
       return _mm512_loadu_ps(static_cast<const float*>(row) + i);
     } else if constexpr (WT == DType::kBF16) {
-      return bf16_to_f32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + i)));
+      return bf16_to_f32(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + i)));
     } else if constexpr (WT == DType::kF16) {
-      return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + i)));
+      return _mm512_cvtph_ps(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + i)));
     } else {
-      return f8_to_f32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(row) + i)));
+      return f8_to_f32(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(row) + i)));
     }
   }
   template <DType WT>

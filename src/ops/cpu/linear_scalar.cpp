@@ -31,18 +31,9 @@ struct Scalar {
   static constexpr float kF8Unit = 1.0f;
 
   static Reg zero() { return Reg{}; }
-  static Reg set1(float s) {
-    Reg r;
-    for (float& v : r.v) v = s;
-    return r;
-  }
   static Reg fma(const Reg& a, const Reg& b, Reg c) {
     for (int l = 0; l < kLanes; ++l) c.v[l] += a.v[l] * b.v[l];
     return c;
-  }
-  static Reg mul(Reg a, const Reg& b) {
-    for (int l = 0; l < kLanes; ++l) a.v[l] *= b.v[l];
-    return a;
   }
   static float hsum(const Reg& a) {
     float s = 0.0f;
@@ -57,10 +48,14 @@ struct Scalar {
   }
   template <DType WT>
   static float element(const void* row, int64_t i) {
-    if constexpr (WT == DType::kF32) return static_cast<const float*>(row)[i];
-    else if constexpr (WT == DType::kBF16) return bf16_to_f32(static_cast<const uint16_t*>(row)[i]);
-    else if constexpr (WT == DType::kF16) return f16_to_f32(static_cast<const uint16_t*>(row)[i]);
-    else return f8_table()[static_cast<const uint8_t*>(row)[i]];
+    if constexpr (WT == DType::kF32)
+      return static_cast<const float*>(row)[i];
+    else if constexpr (WT == DType::kBF16)
+      return bf16_to_f32(static_cast<const uint16_t*>(row)[i]);
+    else if constexpr (WT == DType::kF16)
+      return f16_to_f32(static_cast<const uint16_t*>(row)[i]);
+    else
+      return f8_table()[static_cast<const uint8_t*>(row)[i]];
   }
   template <DType WT>
   static Reg load_w(const void* row, int64_t i) {

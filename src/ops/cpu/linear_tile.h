@@ -10,37 +10,40 @@
 // R weight rows front to back (few hardware prefetch streams); with many tokens the panel is wider so each
 // x chunk is reused across many rows before it leaves cache.
 //
-// V provides: Reg, kLanes, kRowTile (R), kTokTile (TT), kF8Unit, zero(), set1(), fma(a, b, c) = a*b + c,
-// mul(), hsum(), load_x(p), load_x_tail(p, n), load_w<DType>(row, i), load_w_tail<DType>(row, i, n).
-// load_w<kF8E4M3> returns the e4m3 value times 1/kF8Unit (the AVX kernels go through f16 and fold the
-// exponent rebias into the per-row scale multiplier).
+// V provides: Reg, kLanes, kRowTile (R), kTokTile (TT), kF8Unit, zero(), fma(a, b, c) = a*b + c, hsum(),
+// load_x(p), load_x_tail(p, n), load_w<DType>(row, i), load_w_tail<DType>(row, i, n). load_w<kF8E4M3> returns
+// the e4m3 value times 1/kF8Unit (the AVX kernels go through f16, whose exponent bias differs by 8). No fp8
+// scale is applied per weight element: per-tensor/channel scales (times kF8Unit) multiply the finished row
+// sums; block scales multiply x once per out-block (scale_x_for_block), and panels never straddle an
+// out-block.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "ops/cpu/dispatch.h"
 
 namespace tandem::ops::cpu::linear_tile {
 
 inline constexpr int64_t kPanelRows = 64;
+// How far ahead of the current load each weight row is prefetched. Hardware prefetchers alone leave DRAM
+// bandwidth unused once the FMAs of a multi-token tile fill the out-of-order window.
+inline constexpr int64_t kPrefetchBytes = 1024;
 
 template <DType WT>
 constexpr int64_t weight_bytes() {
-  if constexpr (WT == DType::kF32) return 4;
-  else if constexpr (WT == DType::kF8E4M3) return 1;
-  else return 2;
+  if constexpr (WT == DType::kF32)
+    return 4;
+  else if constexpr (WT == DType::kF8E4M3)
+    return 1;
+  else
+    return 2;
 }
 
-/// fp8 dequantisation scale of weight element (o, i); constant over one block_in segment of a row.
-inline float fp8_scale(const LinearProblem& p, int64_t o, int64_t i) {
-  switch (p.quant) {
-    case WeightQuant::kFp8Tensor: return p.scale[0];
-    case WeightQuant::kFp8Channel: return p.scale[o];
-    case WeightQuant::kFp8Block: return p.scale[(o / p.block_out) * p.scale_cols + i / p.block_in];
-    case WeightQuant::kNone: break;
-  }
-  return 1.0f;
+/// Per-tensor / per-channel fp8 scale of output row o, applied to the finished row sums.
+inline float row_scale(const LinearProblem& p, int64_t o) {
+  return p.quant == WeightQuant::kFp8Channel ? p.scale[o] : p.scale[0];
 }
 
 /// sums[t * R + r] = dot(x row t, W row o0 + r) over input columns [c0, c1).
@@ -48,10 +51,10 @@ template <class V, DType WT, int R, int TT>
 void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c0, int64_t c1, float* sums) {
   using Reg = typename V::Reg;
   constexpr int L = V::kLanes;
+  constexpr int64_t kBytes = weight_bytes<WT>();
   const char* wr[R];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-    wr[r] = static_cast<const char*>(p.w) + (o0 + r) * p.in * weight_bytes<WT>();
+  for (int r = 0; r < R; ++r) wr[r] = static_cast<const char*>(p.w) + (o0 + r) * p.in * kBytes;
   Reg acc[R][TT];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -59,39 +62,30 @@ void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c
     for (int t = 0; t < TT; ++t) acc[r][t] = V::zero();
 
   int64_t i = c0;
-  while (i < c1) {
-    int64_t seg_end = c1;
-    [[maybe_unused]] Reg mult[R];
-    if constexpr (WT == DType::kF8E4M3) {
-      if (p.quant == WeightQuant::kFp8Block) seg_end = std::min(c1, (i / p.block_in + 1) * p.block_in);
+  for (; i + L <= c1; i += L) {
+    Reg xv[TT];
 #pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) mult[r] = V::set1(fp8_scale(p, o0 + r, i) * V::kF8Unit);
+    for (int t = 0; t < TT; ++t) xv[t] = V::load_x(xr[t] + i);
+    // One prefetch per 64-byte line of each row (an iteration reads L * kBytes bytes of it).
+    const bool prefetch = L * kBytes >= 64 || ((i * kBytes) & 63) < L * kBytes;
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+      if (prefetch) __builtin_prefetch(wr[r] + i * kBytes + kPrefetchBytes);
+      const Reg w = V::template load_w<WT>(wr[r], i);
+#pragma GCC unroll 16
+      for (int t = 0; t < TT; ++t) acc[r][t] = V::fma(w, xv[t], acc[r][t]);
     }
-    for (; i + L <= seg_end; i += L) {
-      Reg xv[TT];
+  }
+  if (i < c1) {
+    const int n = static_cast<int>(c1 - i);
+    Reg xv[TT];
 #pragma GCC unroll 16
-      for (int t = 0; t < TT; ++t) xv[t] = V::load_x(xr[t] + i);
+    for (int t = 0; t < TT; ++t) xv[t] = V::load_x_tail(xr[t] + i, n);
 #pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        Reg w = V::template load_w<WT>(wr[r], i);
-        if constexpr (WT == DType::kF8E4M3) w = V::mul(w, mult[r]);
+    for (int r = 0; r < R; ++r) {
+      const Reg w = V::template load_w_tail<WT>(wr[r], i, n);
 #pragma GCC unroll 16
-        for (int t = 0; t < TT; ++t) acc[r][t] = V::fma(w, xv[t], acc[r][t]);
-      }
-    }
-    if (i < seg_end) {
-      const int n = static_cast<int>(seg_end - i);
-      Reg xv[TT];
-#pragma GCC unroll 16
-      for (int t = 0; t < TT; ++t) xv[t] = V::load_x_tail(xr[t] + i, n);
-#pragma GCC unroll 16
-      for (int r = 0; r < R; ++r) {
-        Reg w = V::template load_w_tail<WT>(wr[r], i, n);
-        if constexpr (WT == DType::kF8E4M3) w = V::mul(w, mult[r]);
-#pragma GCC unroll 16
-        for (int t = 0; t < TT; ++t) acc[r][t] = V::fma(w, xv[t], acc[r][t]);
-      }
-      i = seg_end;
+      for (int t = 0; t < TT; ++t) acc[r][t] = V::fma(w, xv[t], acc[r][t]);
     }
   }
 #pragma GCC unroll 16
@@ -105,10 +99,36 @@ void micro_tokens(int tt, const LinearProblem& p, const float* const* xr, int64_
                   float* sums) {
   static_assert(V::kTokTile <= 4, "token tiles above 4 need more cases here");
   switch (tt) {
-    case 1: micro<V, WT, R, 1>(p, xr, o0, c0, c1, sums); break;
-    case 2: if constexpr (V::kTokTile >= 2) micro<V, WT, R, 2>(p, xr, o0, c0, c1, sums); break;
-    case 3: if constexpr (V::kTokTile >= 3) micro<V, WT, R, 3>(p, xr, o0, c0, c1, sums); break;
-    default: if constexpr (V::kTokTile >= 4) micro<V, WT, R, 4>(p, xr, o0, c0, c1, sums); break;
+    case 1:
+      micro<V, WT, R, 1>(p, xr, o0, c0, c1, sums);
+      break;
+    case 2:
+      if constexpr (V::kTokTile >= 2) micro<V, WT, R, 2>(p, xr, o0, c0, c1, sums);
+      break;
+    case 3:
+      if constexpr (V::kTokTile >= 3) micro<V, WT, R, 3>(p, xr, o0, c0, c1, sums);
+      break;
+    default:
+      if constexpr (V::kTokTile >= 4) micro<V, WT, R, 4>(p, xr, o0, c0, c1, sums);
+      break;
+  }
+}
+
+/// fp8 block quantisation: x[t, i] * scale(out_block, i / block_in) * kF8Unit for tokens [t0, t1), so the
+/// micro-kernel needs no multiply. Rebuilt when a panel enters a new out-block (every block_out rows).
+template <class V>
+void scale_x_for_block(const LinearProblem& p, int64_t out_block, int64_t t0, int64_t t1,
+                       std::vector<float>& xs) {
+  xs.resize(static_cast<size_t>((t1 - t0) * p.in));
+  const float* s = p.scale + out_block * p.scale_cols;
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* x = p.x + (p.x_rows ? p.x_rows[t] : t) * p.x_ld;
+    float* d = xs.data() + (t - t0) * p.in;
+    for (int64_t i0 = 0; i0 < p.in; i0 += p.block_in) {
+      const float si = s[i0 / p.block_in] * V::kF8Unit;
+      const int64_t i1 = std::min(p.in, i0 + p.block_in);
+      for (int64_t i = i0; i < i1; ++i) d[i] = x[i] * si;
+    }
   }
 }
 
@@ -116,22 +136,34 @@ template <class V, DType WT>
 void rows(const LinearProblem& p, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
   constexpr int R = V::kRowTile, TT = V::kTokTile;
   const int64_t panel = (t1 - t0) <= TT ? R : kPanelRows;
+  const bool block = WT == DType::kF8E4M3 && p.quant == WeightQuant::kFp8Block;
+  const bool per_row_scale = WT == DType::kF8E4M3 && !block;
+  thread_local std::vector<float> xs;  // [t1 - t0, in] block-scaled x (fp8 block only)
+  int64_t xs_block = -1;
   float sums[TT * R];
   const float* xr[TT];
-  for (int64_t pb = r0; pb < r1; pb += panel) {
-    const int64_t pe = std::min(r1, pb + panel);
+  for (int64_t pb = r0, pe; pb < r1; pb = pe) {
+    pe = std::min(r1, pb + panel);
+    if (block) {  // a panel stays inside one out-block, whose scales are folded into x
+      pe = std::min(pe, (pb / p.block_out + 1) * p.block_out);
+      if (pb / p.block_out != xs_block) {
+        xs_block = pb / p.block_out;
+        scale_x_for_block<V>(p, xs_block, t0, t1, xs);
+      }
+    }
     for (int64_t c0 = 0; c0 < p.in; c0 += kLinearChunk) {
       const int64_t c1 = std::min(p.in, c0 + kLinearChunk);
       for (int64_t t = t0; t < t1; t += TT) {
         const int tt = static_cast<int>(std::min<int64_t>(TT, t1 - t));
-        for (int j = 0; j < tt; ++j) {
-          const int64_t row = p.x_rows ? p.x_rows[t + j] : t + j;
-          xr[j] = p.x + row * p.x_ld;
-        }
+        for (int j = 0; j < tt; ++j)
+          xr[j] =
+              block ? xs.data() + (t + j - t0) * p.in : p.x + (p.x_rows ? p.x_rows[t + j] : t + j) * p.x_ld;
         for (int64_t o = pb; o < pe;) {
           const int nr = pe - o >= R ? R : 1;
-          if (nr == R) micro_tokens<V, WT, R>(tt, p, xr, o, c0, c1, sums);
-          else micro_tokens<V, WT, 1>(tt, p, xr, o, c0, c1, sums);
+          if (nr == R)
+            micro_tokens<V, WT, R>(tt, p, xr, o, c0, c1, sums);
+          else
+            micro_tokens<V, WT, 1>(tt, p, xr, o, c0, c1, sums);
           for (int j = 0; j < tt; ++j) {
             float* y = p.y + (t + j) * p.y_ld + (o - p.y_col0);
             for (int r = 0; r < nr; ++r) y[r] = c0 == 0 ? sums[j * nr + r] : y[r] + sums[j * nr + r];
@@ -140,10 +172,15 @@ void rows(const LinearProblem& p, int64_t r0, int64_t r1, int64_t t0, int64_t t1
         }
       }
     }
+    if (per_row_scale)
+      for (int64_t t = t0; t < t1; ++t) {
+        float* y = p.y + t * p.y_ld;
+        for (int64_t o = pb; o < pe; ++o) y[o - p.y_col0] *= row_scale(p, o) * V::kF8Unit;
+      }
     if (p.bias)
       for (int64_t t = t0; t < t1; ++t) {
-        float* y = p.y + t * p.y_ld - p.y_col0;
-        for (int64_t o = pb; o < pe; ++o) y[o] += p.bias[o];
+        float* y = p.y + t * p.y_ld;
+        for (int64_t o = pb; o < pe; ++o) y[o - p.y_col0] += p.bias[o];
       }
   }
 }
@@ -152,11 +189,20 @@ void rows(const LinearProblem& p, int64_t r0, int64_t r1, int64_t t0, int64_t t1
 template <class V>
 void linear_rows(const LinearProblem& p, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
   switch (p.w_dtype) {
-    case DType::kF32: rows<V, DType::kF32>(p, r0, r1, t0, t1); return;
-    case DType::kBF16: rows<V, DType::kBF16>(p, r0, r1, t0, t1); return;
-    case DType::kF16: rows<V, DType::kF16>(p, r0, r1, t0, t1); return;
-    case DType::kF8E4M3: rows<V, DType::kF8E4M3>(p, r0, r1, t0, t1); return;
-    default: break;  // rejected by the caller's validation
+    case DType::kF32:
+      rows<V, DType::kF32>(p, r0, r1, t0, t1);
+      return;
+    case DType::kBF16:
+      rows<V, DType::kBF16>(p, r0, r1, t0, t1);
+      return;
+    case DType::kF16:
+      rows<V, DType::kF16>(p, r0, r1, t0, t1);
+      return;
+    case DType::kF8E4M3:
+      rows<V, DType::kF8E4M3>(p, r0, r1, t0, t1);
+      return;
+    default:
+      break;  // rejected by the caller's validation
   }
 }
 

@@ -32,8 +32,8 @@ std::vector<float>& scratch(size_t n) {
   return buf;
 }
 
-void run_chunk(const CpuContext& ctx, const float* x, int64_t H, const int32_t* ids, const float* weights, int K,
-               int64_t tb, int64_t te, std::span<const MlpWeights> experts, float* out) {
+void run_chunk(const CpuContext& ctx, const float* x, int64_t H, const int32_t* ids, const float* weights,
+               int K, int64_t tb, int64_t te, std::span<const MlpWeights> experts, float* out) {
   const int64_t E = static_cast<int64_t>(experts.size());
   // Counting sort of the (token, k) assignments by expert; within an expert, tokens stay ascending.
   std::vector<int64_t> count(static_cast<size_t>(E) + 1, 0);
@@ -42,7 +42,7 @@ void run_chunk(const CpuContext& ctx, const float* x, int64_t H, const int32_t* 
   for (int64_t e = 0; e < E; ++e) count[e + 1] += count[e];
   const int64_t n_slots = (te - tb) * K;
   std::vector<int32_t> slot_token(static_cast<size_t>(n_slots));  // [n_slots] row of x / out
-  std::vector<float> slot_weight(static_cast<size_t>(n_slots));    // [n_slots] mixing weight
+  std::vector<float> slot_weight(static_cast<size_t>(n_slots));   // [n_slots] mixing weight
   {
     std::vector<int64_t> fill(count.begin(), count.end() - 1);
     for (int64_t t = tb; t < te; ++t)
@@ -63,11 +63,12 @@ void run_chunk(const CpuContext& ctx, const float* x, int64_t H, const int32_t* 
     up.emplace_back(m.up_proj, "moe_experts: up_proj");
     down.emplace_back(m.down_proj, "moe_experts: down_proj");
     const int64_t I = gate.back().out();
-    TANDEM_CHECK(gate.back().in() == H && up.back().in() == H && up.back().out() == I && down.back().in() == I &&
-                     down.back().out() == H,
-                 "moe_experts: expert {} has gate {}x{}, up {}x{}, down {}x{}; expected [I, {}], [I, {}], [{}, I]", e,
-                 gate.back().out(), gate.back().in(), up.back().out(), up.back().in(), down.back().out(),
-                 down.back().in(), H, H, H);
+    TANDEM_CHECK(
+        gate.back().in() == H && up.back().in() == H && up.back().out() == I && down.back().in() == I &&
+            down.back().out() == H,
+        "moe_experts: expert {} has gate {}x{}, up {}x{}, down {}x{}; expected [I, {}], [I, {}], [{}, I]", e,
+        gate.back().out(), gate.back().in(), up.back().out(), up.back().in(), down.back().out(),
+        down.back().in(), H, H, H);
     active.push_back({static_cast<int32_t>(e), count[e], n, I, h_floats, units1});
     h_floats += n * I;
     units1 += (I + kRowBlock - 1) / kRowBlock;
@@ -82,7 +83,8 @@ void run_chunk(const CpuContext& ctx, const float* x, int64_t H, const int32_t* 
     for (int64_t u = ub; u < ue; ++u) {
       while (a + 1 < active.size() && u >= active[a + 1].unit_begin) ++a;
       const ActiveExpert& ex = active[a];
-      const int64_t r0 = (u - ex.unit_begin) * kRowBlock, r1 = std::min(ex.inter, r0 + kRowBlock), nr = r1 - r0;
+      const int64_t r0 = (u - ex.unit_begin) * kRowBlock, r1 = std::min(ex.inter, r0 + kRowBlock),
+                    nr = r1 - r0;
       std::vector<float>& buf = scratch(static_cast<size_t>(2 * ex.n * nr));
       float* g = buf.data();
       float* v = buf.data() + ex.n * nr;
@@ -124,23 +126,23 @@ void moe_experts(const CpuContext& ctx, const Tensor& x, const Tensor& topk_ids,
                "moe_experts: out must be a separate f32 {} tensor, got {}", x.shape.str(), out.shape.str());
   TANDEM_CHECK(topk_ids.dtype == DType::kI32 && topk_weights.dtype == DType::kF32 && topk_ids.rank() == 2 &&
                    topk_ids.shape == topk_weights.shape && topk_ids.dim(0) == T,
-               "moe_experts: topk_ids (i32) and topk_weights (f32) must both be [{}, K], got {} {} and {} {}", T,
-               dtype_name(topk_ids.dtype), topk_ids.shape.str(), dtype_name(topk_weights.dtype),
+               "moe_experts: topk_ids (i32) and topk_weights (f32) must both be [{}, K], got {} {} and {} {}",
+               T, dtype_name(topk_ids.dtype), topk_ids.shape.str(), dtype_name(topk_weights.dtype),
                topk_weights.shape.str());
   const int K = static_cast<int>(topk_ids.dim(1));
   const int64_t E = static_cast<int64_t>(experts.size());
   const int32_t* ids = topk_ids.ptr<const int32_t>();
   for (int64_t i = 0; i < T * K; ++i)
-    TANDEM_CHECK(ids[i] >= 0 && ids[i] < E, "moe_experts: token {} selects expert {}, the layer has {} experts",
-                 i / K, ids[i], E);
+    TANDEM_CHECK(ids[i] >= 0 && ids[i] < E,
+                 "moe_experts: token {} selects expert {}, the layer has {} experts", i / K, ids[i], E);
   if (T == 0 || K == 0) return;
   int64_t max_inter = 1;
   for (const MlpWeights& m : experts)
     if (m.gate_proj.weight.rank() == 2) max_inter = std::max(max_inter, m.gate_proj.out_features());
   const int64_t chunk = std::max<int64_t>(1, max_hidden_floats / (int64_t{K} * max_inter));
   for (int64_t tb = 0; tb < T; tb += chunk)
-    run_chunk(ctx, x.ptr<const float>(), H, ids, topk_weights.ptr<const float>(), K, tb, std::min(T, tb + chunk),
-              experts, out.ptr<float>());
+    run_chunk(ctx, x.ptr<const float>(), H, ids, topk_weights.ptr<const float>(), K, tb,
+              std::min(T, tb + chunk), experts, out.ptr<float>());
 }
 
 }  // namespace tandem::ops::cpu

@@ -25,8 +25,9 @@ void top_k(const std::vector<float>& score, int k, std::vector<int32_t>& order, 
 
 void moe_route(const CpuContext& ctx, const Tensor& logits, const Tensor& correction_bias,
                const MoeRouting& routing, const Tensor& topk_ids, const Tensor& topk_weights) {
-  TANDEM_CHECK(logits.dtype == DType::kF32 && logits.rank() == 2, "moe_route: logits must be f32 [T, E], got {} {}",
-               dtype_name(logits.dtype), logits.shape.str());
+  TANDEM_CHECK(logits.dtype == DType::kF32 && logits.rank() == 2,
+               "moe_route: logits must be f32 [T, E], got {} {}", dtype_name(logits.dtype),
+               logits.shape.str());
   const int64_t T = logits.dim(0), E = logits.dim(1);
   const int K = routing.top_k;
   TANDEM_CHECK(K > 0 && K <= E, "moe_route: top_k {} must be in [1, {}] experts", K, E);
@@ -34,18 +35,19 @@ void moe_route(const CpuContext& ctx, const Tensor& logits, const Tensor& correc
                "moe_route: topk_ids must be i32 [{}, {}], got {} {}", T, K, dtype_name(topk_ids.dtype),
                topk_ids.shape.str());
   TANDEM_CHECK(topk_weights.dtype == DType::kF32 && topk_weights.numel() == T * K,
-               "moe_route: topk_weights must be f32 [{}, {}], got {} {}", T, K, dtype_name(topk_weights.dtype),
-               topk_weights.shape.str());
+               "moe_route: topk_weights must be f32 [{}, {}], got {} {}", T, K,
+               dtype_name(topk_weights.dtype), topk_weights.shape.str());
   const bool sigmoid = routing.scoring == MoeScoring::kSigmoid;
   if (!correction_bias.empty()) {
     TANDEM_CHECK(sigmoid, "moe_route: a correction bias is only defined for sigmoid scoring");
     TANDEM_CHECK(correction_bias.dtype == DType::kF32 && correction_bias.numel() == E,
-                 "moe_route: correction_bias must be f32 [{}], got {} {}", E, dtype_name(correction_bias.dtype),
-                 correction_bias.shape.str());
+                 "moe_route: correction_bias must be f32 [{}], got {} {}", E,
+                 dtype_name(correction_bias.dtype), correction_bias.shape.str());
   }
   const int n_group = std::max(routing.n_group, 1);
   if (n_group > 1) {
-    TANDEM_CHECK(sigmoid, "moe_route: grouped selection (n_group {}) is only defined for sigmoid scoring", n_group);
+    TANDEM_CHECK(sigmoid, "moe_route: grouped selection (n_group {}) is only defined for sigmoid scoring",
+                 n_group);
     TANDEM_CHECK(E % n_group == 0 && E / n_group >= 2,
                  "moe_route: {} experts do not split into {} groups of at least 2", E, n_group);
     TANDEM_CHECK(routing.topk_group >= 1 && routing.topk_group <= n_group,
@@ -72,7 +74,8 @@ void moe_route(const CpuContext& ctx, const Tensor& logits, const Tensor& correc
       for (int64_t e = 0; e < E; ++e) choice[e] = bias ? prob[e] + bias[e] : prob[e];
       if (n_group > 1) {
         // Group score = sum of its two best choice scores; experts outside the topk_group best groups get
-        // choice score 0.0 (HF masked_fill(~mask, 0.0)), not -inf: they can still win against negative scores.
+        // choice score 0.0 (HF masked_fill(~mask, 0.0)), not -inf: they can still win against negative
+        // scores.
         for (int g = 0; g < n_group; ++g) {
           const float* c = choice.data() + g * group_size;
           float first = c[0], second = c[1];

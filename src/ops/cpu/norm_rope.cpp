@@ -35,8 +35,8 @@ void rope_neox(const CpuContext& ctx, const Tensor& x, std::span<const int32_t> 
   TANDEM_CHECK(x.dtype == DType::kF32 && x.rank() == 3, "rope_neox: x must be f32 [T, heads, D], got {} {}",
                dtype_name(x.dtype), x.shape.str());
   const int64_t T = x.dim(0), heads = x.dim(1), D = x.dim(2);
-  TANDEM_CHECK(static_cast<int64_t>(positions.size()) == T, "rope_neox: {} positions for x {}", positions.size(),
-               x.shape.str());
+  TANDEM_CHECK(static_cast<int64_t>(positions.size()) == T, "rope_neox: {} positions for x {}",
+               positions.size(), x.shape.str());
   TANDEM_CHECK(rot_dim > 0 && rot_dim % 2 == 0 && rot_dim <= D,
                "rope_neox: rot_dim {} must be even and in (0, head_dim {}]", rot_dim, D);
   const int half = rot_dim / 2;

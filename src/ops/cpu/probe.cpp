@@ -49,9 +49,8 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes) {
   const float* p = buf.ptr<const float>();
   const KernelTable& k = kernel_table(best_isa());
   std::atomic<float> sink{0.0f};
-  const double t = best_time(pool, n, [&](int64_t b, int64_t e) {
-    sink.store(k.sum(p + b, e - b), std::memory_order_relaxed);
-  });
+  const double t = best_time(
+      pool, n, [&](int64_t b, int64_t e) { sink.store(k.sum(p + b, e - b), std::memory_order_relaxed); });
   return static_cast<double>(n) * sizeof(float) / t / 1e9;
 }
 
@@ -61,7 +60,7 @@ double measure_peak_gflops(ThreadPool& pool) {
   std::atomic<double> flops{0.0};
   const int threads = pool.size();
   double best = 0.0;
-  for (int run = 0; run < 3; ++run) {
+  for (int run = 0; run < kRuns; ++run) {
     flops = 0.0;
     const auto t0 = std::chrono::steady_clock::now();
     pool.parallel_for(threads, 1, [&](int64_t b, int64_t e) {

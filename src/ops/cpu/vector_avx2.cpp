@@ -9,7 +9,8 @@ namespace tandem::ops::cpu {
 namespace {
 
 __m256i tail_mask(int64_t n) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
 float hsum(__m256 a) {
@@ -37,37 +38,67 @@ __m256 exp_ps(__m256 x) {
   // n in [-126, 127] after the clamp: (n + 127) << 23 is 2^n. n = 128 (x near the top) is split in two.
   const __m256i ni = _mm256_cvtps_epi32(n);
   const __m256i half = _mm256_srai_epi32(ni, 1);
-  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+  const __m256 s1 =
+      _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
   const __m256 s2 = _mm256_castsi256_ps(
       _mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ni, half), _mm256_set1_epi32(127)), 23));
   return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
-void dot_rows(const float* q, const float* k, int64_t k_stride, int n_rows, int64_t d, float scale, float* out) {
+template <int NH>
+void qk_heads(const float* q, int64_t q_stride, const float* k, int64_t k_stride, int n_rows, int64_t d,
+              float scale, float* scores, int64_t s_stride) {
   for (int r = 0; r < n_rows; ++r) {
     const float* kr = k + r * k_stride;
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= d; i += 16) {
-      a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_loadu_ps(kr + i), a0);
-      a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_loadu_ps(kr + i + 8), a1);
-    }
-    for (; i < d; i += 8) {
+    __m256 acc[NH];
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) acc[h] = _mm256_setzero_ps();
+    for (int64_t i = 0; i < d; i += 8) {
       const __m256i m = tail_mask(d - i);
-      a0 = _mm256_fmadd_ps(_mm256_maskload_ps(q + i, m), _mm256_maskload_ps(kr + i, m), a0);
+      const __m256 kv = _mm256_maskload_ps(kr + i, m);
+#pragma GCC unroll 4
+      for (int h = 0; h < NH; ++h)
+        acc[h] = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * q_stride + i, m), kv, acc[h]);
     }
-    out[r] = scale * hsum(_mm256_add_ps(a0, a1));
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) scores[h * s_stride + r] = scale * hsum(acc[h]);
   }
 }
 
-void axpy_rows(const float* p, const float* v, int64_t v_stride, int n_rows, int64_t d, float* acc) {
+template <int NH>
+void pv_heads(const float* p, int64_t p_stride, const float* v, int64_t v_stride, int n_rows, int64_t d,
+              float* acc, int64_t o_stride) {
   for (int64_t i = 0; i < d; i += 8) {
     const __m256i m = tail_mask(d - i);
-    __m256 a = _mm256_maskload_ps(acc + i, m);
-    for (int r = 0; r < n_rows; ++r)
-      a = _mm256_fmadd_ps(_mm256_set1_ps(p[r]), _mm256_maskload_ps(v + r * v_stride + i, m), a);
-    _mm256_maskstore_ps(acc + i, m, a);
+    __m256 a[NH];
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) a[h] = _mm256_maskload_ps(acc + h * o_stride + i, m);
+    for (int r = 0; r < n_rows; ++r) {
+      const __m256 vv = _mm256_maskload_ps(v + r * v_stride + i, m);
+#pragma GCC unroll 4
+      for (int h = 0; h < NH; ++h) a[h] = _mm256_fmadd_ps(_mm256_set1_ps(p[h * p_stride + r]), vv, a[h]);
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) _mm256_maskstore_ps(acc + h * o_stride + i, m, a[h]);
   }
+}
+
+void qk_rows(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+             int64_t d, float scale, float* scores, int64_t s_stride) {
+  int h = 0;
+  for (; h + 4 <= n_heads; h += 4)
+    qk_heads<4>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride, s_stride);
+  for (; h < n_heads; ++h)
+    qk_heads<1>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride, s_stride);
+}
+
+void pv_rows(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+             int64_t d, float* acc, int64_t o_stride) {
+  int h = 0;
+  for (; h + 4 <= n_heads; h += 4)
+    pv_heads<4>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
+  for (; h < n_heads; ++h)
+    pv_heads<1>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
 }
 
 float exp_shift_sum(float* x, int64_t n, float shift) {
@@ -75,7 +106,8 @@ float exp_shift_sum(float* x, int64_t n, float shift) {
   const __m256 sh = _mm256_set1_ps(shift);
   for (int64_t i = 0; i < n; i += 8) {
     const __m256i m = tail_mask(n - i);
-    const __m256 e = _mm256_and_ps(exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), sh)), _mm256_castsi256_ps(m));
+    const __m256 e =
+        _mm256_and_ps(exp_ps(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), sh)), _mm256_castsi256_ps(m));
     _mm256_maskstore_ps(x + i, m, e);
     s = _mm256_add_ps(s, e);
   }
@@ -98,6 +130,7 @@ float reduce(const float* x, int64_t n) {
   __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
   int64_t i = 0;
   for (; i + 32 <= n; i += 32)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       const __m256 v = _mm256_loadu_ps(x + i + 8 * j);
       a[j] = kSquare ? _mm256_fmadd_ps(v, v, a[j]) : _mm256_add_ps(a[j], v);
@@ -109,24 +142,36 @@ float reduce(const float* x, int64_t n) {
   return hsum(_mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3])));
 }
 
-float sum_squares(const float* x, int64_t n) { return reduce<true>(x, n); }
-float sum(const float* x, int64_t n) { return reduce<false>(x, n); }
+float sum_squares(const float* x, int64_t n) {
+  return reduce<true>(x, n);
+}
+float sum(const float* x, int64_t n) {
+  return reduce<false>(x, n);
+}
 
+// 12 independent FMA chains (of 16 ymm registers) cover 2 FMA ports x 4-5 cycles latency. Named registers:
+// GCC keeps an array of vectors in memory across iterations, which would measure stores instead.
 double fma_loop(int64_t iters) {
-  constexpr int kChains = 12;  // of 16 ymm registers; covers 2 FMA ports x 4-5 cycles latency
-  __m256 a[kChains];
-  for (int j = 0; j < kChains; ++j) a[j] = _mm256_set1_ps(static_cast<float>(j) * 1e-3f);
+  __m256 a0 = _mm256_set1_ps(0.00f), a1 = _mm256_set1_ps(0.01f), a2 = _mm256_set1_ps(0.02f);
+  __m256 a3 = _mm256_set1_ps(0.03f), a4 = _mm256_set1_ps(0.04f), a5 = _mm256_set1_ps(0.05f);
+  __m256 a6 = _mm256_set1_ps(0.06f), a7 = _mm256_set1_ps(0.07f), a8 = _mm256_set1_ps(0.08f);
+  __m256 a9 = _mm256_set1_ps(0.09f), a10 = _mm256_set1_ps(0.10f), a11 = _mm256_set1_ps(0.11f);
   const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
   for (int64_t it = 0; it < iters; ++it) {
-    for (int j = 0; j < kChains; ++j) a[j] = _mm256_fmadd_ps(a[j], m, c);
-    __asm__ volatile("" : "+x"(a[0]), "+x"(a[1]), "+x"(a[2]), "+x"(a[3]), "+x"(a[4]), "+x"(a[5]), "+x"(a[6]),
-                     "+x"(a[7]), "+x"(a[8]), "+x"(a[9]), "+x"(a[10]), "+x"(a[11]));
+    a0 = _mm256_fmadd_ps(a0, m, c), a1 = _mm256_fmadd_ps(a1, m, c), a2 = _mm256_fmadd_ps(a2, m, c);
+    a3 = _mm256_fmadd_ps(a3, m, c), a4 = _mm256_fmadd_ps(a4, m, c), a5 = _mm256_fmadd_ps(a5, m, c);
+    a6 = _mm256_fmadd_ps(a6, m, c), a7 = _mm256_fmadd_ps(a7, m, c), a8 = _mm256_fmadd_ps(a8, m, c);
+    a9 = _mm256_fmadd_ps(a9, m, c), a10 = _mm256_fmadd_ps(a10, m, c), a11 = _mm256_fmadd_ps(a11, m, c);
+    __asm__ volatile("" : "+x"(a0), "+x"(a1), "+x"(a2), "+x"(a3), "+x"(a4), "+x"(a5));
+    __asm__ volatile("" : "+x"(a6), "+x"(a7), "+x"(a8), "+x"(a9), "+x"(a10), "+x"(a11));
   }
-  __m256 s = a[0];
-  for (int j = 1; j < kChains; ++j) s = _mm256_add_ps(s, a[j]);
+  const __m256 s =
+      _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                    _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)),
+                                  _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
   volatile float sink = hsum(s);
   (void)sink;
-  return static_cast<double>(iters) * kChains * 8 * 2;
+  return static_cast<double>(iters) * 12 * 8 * 2;
 }
 
 }  // namespace
@@ -135,8 +180,8 @@ const KernelTable& avx2_kernels() {
   static const KernelTable table{
       .isa = Isa::kAvx2,
       .linear_rows = linear_rows_avx2,
-      .dot_rows = dot_rows,
-      .axpy_rows = axpy_rows,
+      .qk_rows = qk_rows,
+      .pv_rows = pv_rows,
       .exp_shift_sum = exp_shift_sum,
       .silu_mul = silu_mul,
       .sum_squares = sum_squares,

@@ -1,15 +1,16 @@
 // AVX-512 vector kernels for attention, activations and the machine probe.
-#include "ops/cpu/gcc_avx512_workaround.h"
-
 #include <immintrin.h>
 
 #include "ops/cpu/dispatch.h"
+#include "ops/cpu/gcc_avx512_workaround.h"
 #include "ops/cpu/hsum_avx512.h"
 
 namespace tandem::ops::cpu {
 namespace {
 
-__mmask16 tail_mask(int64_t n) { return static_cast<__mmask16>((1u << n) - 1u); }
+__mmask16 tail_mask(int64_t n) {
+  return static_cast<__mmask16>((1u << n) - 1u);
+}
 
 // exp with the Cephes expf polynomial (max error ~2 ulp on [-87, 88]); scalef applies 2^n, so results
 // underflow gracefully to 0 for very negative inputs.
@@ -29,31 +30,162 @@ __m512 exp_ps(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-void dot_rows(const float* q, const float* k, int64_t k_stride, int n_rows, int64_t d, float scale, float* out) {
+__mmask16 chunk_mask(int64_t left) {
+  return left >= 16 ? static_cast<__mmask16>(0xffff) : tail_mask(left);
+}
+
+template <int NH>
+void qk_heads(const float* q, int64_t q_stride, const float* k, int64_t k_stride, int n_rows, int64_t d,
+              float scale, float* scores, int64_t s_stride) {
   for (int r = 0; r < n_rows; ++r) {
     const float* kr = k + r * k_stride;
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= d; i += 32) {
-      a0 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i), _mm512_loadu_ps(kr + i), a0);
-      a1 = _mm512_fmadd_ps(_mm512_loadu_ps(q + i + 16), _mm512_loadu_ps(kr + i + 16), a1);
+    __m512 acc[NH];
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) acc[h] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < d; i += 16) {
+      const __mmask16 m = chunk_mask(d - i);
+      const __m512 kv = _mm512_maskz_loadu_ps(m, kr + i);
+#pragma GCC unroll 4
+      for (int h = 0; h < NH; ++h)
+        acc[h] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + h * q_stride + i), kv, acc[h]);
     }
-    for (; i < d; i += 16) {
-      const __mmask16 m = d - i >= 16 ? static_cast<__mmask16>(0xffff) : tail_mask(d - i);
-      a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + i), _mm512_maskz_loadu_ps(m, kr + i), a0);
-    }
-    out[r] = scale * hsum_avx512(_mm512_add_ps(a0, a1));
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) scores[h * s_stride + r] = scale * hsum_avx512(acc[h]);
   }
 }
 
-void axpy_rows(const float* p, const float* v, int64_t v_stride, int n_rows, int64_t d, float* acc) {
+template <int NH>
+void pv_heads(const float* p, int64_t p_stride, const float* v, int64_t v_stride, int n_rows, int64_t d,
+              float* acc, int64_t o_stride) {
   for (int64_t i = 0; i < d; i += 16) {
-    const __mmask16 m = d - i >= 16 ? static_cast<__mmask16>(0xffff) : tail_mask(d - i);
-    __m512 a = _mm512_maskz_loadu_ps(m, acc + i);
-    for (int r = 0; r < n_rows; ++r)
-      a = _mm512_fmadd_ps(_mm512_set1_ps(p[r]), _mm512_maskz_loadu_ps(m, v + r * v_stride + i), a);
-    _mm512_mask_storeu_ps(acc + i, m, a);
+    const __mmask16 m = chunk_mask(d - i);
+    __m512 a[NH];
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) a[h] = _mm512_maskz_loadu_ps(m, acc + h * o_stride + i);
+    for (int r = 0; r < n_rows; ++r) {
+      const __m512 vv = _mm512_maskz_loadu_ps(m, v + r * v_stride + i);
+#pragma GCC unroll 4
+      for (int h = 0; h < NH; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[h * p_stride + r]), vv, a[h]);
+    }
+#pragma GCC unroll 4
+    for (int h = 0; h < NH; ++h) _mm512_mask_storeu_ps(acc + h * o_stride + i, m, a[h]);
   }
+}
+
+// Specialisations for head_dim = 16 * C (64, 128) that keep two heads' q (or output accumulators) in
+// registers, so each K/V load feeds two heads and the load ports stop being the bottleneck. Every (head,
+// row) value goes through the same operations in the same order as qk_heads / pv_heads, so results do not
+// depend on which path ran.
+template <int C>
+void qk_pair(const float* q0, const float* q1, const float* k, int64_t k_stride, int n_rows, float scale,
+             float* s0, float* s1) {
+  __m512 qa[C], qb[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    qa[c] = _mm512_loadu_ps(q0 + 16 * c);
+    qb[c] = _mm512_loadu_ps(q1 + 16 * c);
+  }
+  int r = 0;
+  for (; r + 2 <= n_rows; r += 2) {
+    const float* k0 = k + r * k_stride;
+    const float* k1 = k0 + k_stride;
+    __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;  // [head][row]
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const __m512 kv0 = _mm512_loadu_ps(k0 + 16 * c), kv1 = _mm512_loadu_ps(k1 + 16 * c);
+      a00 = _mm512_fmadd_ps(qa[c], kv0, a00);
+      a01 = _mm512_fmadd_ps(qa[c], kv1, a01);
+      a10 = _mm512_fmadd_ps(qb[c], kv0, a10);
+      a11 = _mm512_fmadd_ps(qb[c], kv1, a11);
+    }
+    s0[r] = scale * hsum_avx512(a00);
+    s0[r + 1] = scale * hsum_avx512(a01);
+    s1[r] = scale * hsum_avx512(a10);
+    s1[r + 1] = scale * hsum_avx512(a11);
+  }
+  if (r < n_rows) {
+    const float* k0 = k + r * k_stride;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const __m512 kv = _mm512_loadu_ps(k0 + 16 * c);
+      a0 = _mm512_fmadd_ps(qa[c], kv, a0);
+      a1 = _mm512_fmadd_ps(qb[c], kv, a1);
+    }
+    s0[r] = scale * hsum_avx512(a0);
+    s1[r] = scale * hsum_avx512(a1);
+  }
+}
+
+template <int C>
+void pv_pair(const float* p0, const float* p1, const float* v, int64_t v_stride, int n_rows, float* o0,
+             float* o1) {
+  __m512 a[C], b[C];
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    a[c] = _mm512_loadu_ps(o0 + 16 * c);
+    b[c] = _mm512_loadu_ps(o1 + 16 * c);
+  }
+  for (int r = 0; r < n_rows; ++r) {
+    const __m512 w0 = _mm512_set1_ps(p0[r]), w1 = _mm512_set1_ps(p1[r]);
+    const float* vr = v + r * v_stride;
+#pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const __m512 vv = _mm512_loadu_ps(vr + 16 * c);
+      a[c] = _mm512_fmadd_ps(w0, vv, a[c]);
+      b[c] = _mm512_fmadd_ps(w1, vv, b[c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) {
+    _mm512_storeu_ps(o0 + 16 * c, a[c]);
+    _mm512_storeu_ps(o1 + 16 * c, b[c]);
+  }
+}
+
+template <int C>
+void qk_pairs(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+              float scale, float* scores, int64_t s_stride) {
+  int h = 0;
+  for (; h + 2 <= n_heads; h += 2)
+    qk_pair<C>(q + h * q_stride, q + (h + 1) * q_stride, k, k_stride, n_rows, scale, scores + h * s_stride,
+               scores + (h + 1) * s_stride);
+  if (h < n_heads)
+    qk_heads<1>(q + h * q_stride, q_stride, k, k_stride, n_rows, 16 * C, scale, scores + h * s_stride,
+                s_stride);
+}
+
+template <int C>
+void pv_pairs(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+              float* acc, int64_t o_stride) {
+  int h = 0;
+  for (; h + 2 <= n_heads; h += 2)
+    pv_pair<C>(p + h * p_stride, p + (h + 1) * p_stride, v, v_stride, n_rows, acc + h * o_stride,
+               acc + (h + 1) * o_stride);
+  if (h < n_heads)
+    pv_heads<1>(p + h * p_stride, p_stride, v, v_stride, n_rows, 16 * C, acc + h * o_stride, o_stride);
+}
+
+void qk_rows(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+             int64_t d, float scale, float* scores, int64_t s_stride) {
+  if (d == 128) return qk_pairs<8>(q, q_stride, n_heads, k, k_stride, n_rows, scale, scores, s_stride);
+  if (d == 64) return qk_pairs<4>(q, q_stride, n_heads, k, k_stride, n_rows, scale, scores, s_stride);
+  int h = 0;
+  for (; h + 4 <= n_heads; h += 4)
+    qk_heads<4>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride, s_stride);
+  for (; h < n_heads; ++h)
+    qk_heads<1>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride, s_stride);
+}
+
+void pv_rows(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+             int64_t d, float* acc, int64_t o_stride) {
+  if (d == 128) return pv_pairs<8>(p, p_stride, n_heads, v, v_stride, n_rows, acc, o_stride);
+  if (d == 64) return pv_pairs<4>(p, p_stride, n_heads, v, v_stride, n_rows, acc, o_stride);
+  int h = 0;
+  for (; h + 4 <= n_heads; h += 4)
+    pv_heads<4>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
+  for (; h < n_heads; ++h)
+    pv_heads<1>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
 }
 
 float exp_shift_sum(float* x, int64_t n, float shift) {
@@ -85,6 +217,7 @@ float reduce(const float* x, int64_t n) {
   __m512 a[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   int64_t i = 0;
   for (; i + 64 <= n; i += 64)
+#pragma GCC unroll 4
     for (int j = 0; j < 4; ++j) {
       const __m512 v = _mm512_loadu_ps(x + i + 16 * j);
       a[j] = kSquare ? _mm512_fmadd_ps(v, v, a[j]) : _mm512_add_ps(a[j], v);
@@ -97,28 +230,42 @@ float reduce(const float* x, int64_t n) {
   return hsum_avx512(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
 }
 
-float sum_squares(const float* x, int64_t n) { return reduce<true>(x, n); }
-float sum(const float* x, int64_t n) { return reduce<false>(x, n); }
+float sum_squares(const float* x, int64_t n) {
+  return reduce<true>(x, n);
+}
+float sum(const float* x, int64_t n) {
+  return reduce<false>(x, n);
+}
 
-// 16 independent FMA chains: enough to cover FMA latency x throughput on current cores.
+// 16 independent FMA chains: enough to cover FMA latency x throughput on current cores. Named registers,
+// not an array: GCC keeps an array of vectors in memory across iterations, which measures stores instead.
 double fma_loop(int64_t iters) {
-  constexpr int kChains = 16;
-  __m512 a[kChains];
-  for (int j = 0; j < kChains; ++j) a[j] = _mm512_set1_ps(static_cast<float>(j) * 1e-3f);
+  __m512 a0 = _mm512_set1_ps(0.00f), a1 = _mm512_set1_ps(0.01f), a2 = _mm512_set1_ps(0.02f);
+  __m512 a3 = _mm512_set1_ps(0.03f), a4 = _mm512_set1_ps(0.04f), a5 = _mm512_set1_ps(0.05f);
+  __m512 a6 = _mm512_set1_ps(0.06f), a7 = _mm512_set1_ps(0.07f), a8 = _mm512_set1_ps(0.08f);
+  __m512 a9 = _mm512_set1_ps(0.09f), a10 = _mm512_set1_ps(0.10f), a11 = _mm512_set1_ps(0.11f);
+  __m512 a12 = _mm512_set1_ps(0.12f), a13 = _mm512_set1_ps(0.13f), a14 = _mm512_set1_ps(0.14f);
+  __m512 a15 = _mm512_set1_ps(0.15f);
   const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
   for (int64_t it = 0; it < iters; ++it) {
-    for (int j = 0; j < kChains; ++j) a[j] = _mm512_fmadd_ps(a[j], m, c);
+    a0 = _mm512_fmadd_ps(a0, m, c), a1 = _mm512_fmadd_ps(a1, m, c), a2 = _mm512_fmadd_ps(a2, m, c);
+    a3 = _mm512_fmadd_ps(a3, m, c), a4 = _mm512_fmadd_ps(a4, m, c), a5 = _mm512_fmadd_ps(a5, m, c);
+    a6 = _mm512_fmadd_ps(a6, m, c), a7 = _mm512_fmadd_ps(a7, m, c), a8 = _mm512_fmadd_ps(a8, m, c);
+    a9 = _mm512_fmadd_ps(a9, m, c), a10 = _mm512_fmadd_ps(a10, m, c), a11 = _mm512_fmadd_ps(a11, m, c);
+    a12 = _mm512_fmadd_ps(a12, m, c), a13 = _mm512_fmadd_ps(a13, m, c), a14 = _mm512_fmadd_ps(a14, m, c);
+    a15 = _mm512_fmadd_ps(a15, m, c);
     // Keeps the compiler from collapsing iterations; emits no instruction.
-    __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]), "+v"(a[6]),
-                     "+v"(a[7]));
-    __asm__ volatile("" : "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]), "+v"(a[12]), "+v"(a[13]),
-                     "+v"(a[14]), "+v"(a[15]));
+    __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7));
+    __asm__ volatile(""
+                     : "+v"(a8), "+v"(a9), "+v"(a10), "+v"(a11), "+v"(a12), "+v"(a13), "+v"(a14), "+v"(a15));
   }
-  __m512 s = a[0];
-  for (int j = 1; j < kChains; ++j) s = _mm512_add_ps(s, a[j]);
-  volatile float sink = hsum_avx512(s);
+  const __m512 s0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                  _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+  const __m512 s1 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)),
+                                  _mm512_add_ps(_mm512_add_ps(a12, a13), _mm512_add_ps(a14, a15)));
+  volatile float sink = hsum_avx512(_mm512_add_ps(s0, s1));
   (void)sink;
-  return static_cast<double>(iters) * kChains * 16 * 2;
+  return static_cast<double>(iters) * 16 * 16 * 2;
 }
 
 }  // namespace
@@ -127,8 +274,8 @@ const KernelTable& avx512_kernels() {
   static const KernelTable table{
       .isa = Isa::kAvx512,
       .linear_rows = linear_rows_avx512,
-      .dot_rows = dot_rows,
-      .axpy_rows = axpy_rows,
+      .qk_rows = qk_rows,
+      .pv_rows = pv_rows,
       .exp_shift_sum = exp_shift_sum,
       .silu_mul = silu_mul,
       .sum_squares = sum_squares,

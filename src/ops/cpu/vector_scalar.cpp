@@ -6,18 +6,23 @@
 namespace tandem::ops::cpu {
 namespace {
 
-void dot_rows(const float* q, const float* k, int64_t k_stride, int n_rows, int64_t d, float scale, float* out) {
-  for (int r = 0; r < n_rows; ++r) {
-    const float* kr = k + r * k_stride;
-    float s = 0.0f;
-    for (int64_t i = 0; i < d; ++i) s += q[i] * kr[i];
-    out[r] = scale * s;
-  }
+void qk_rows(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+             int64_t d, float scale, float* scores, int64_t s_stride) {
+  for (int h = 0; h < n_heads; ++h)
+    for (int r = 0; r < n_rows; ++r) {
+      const float* qh = q + h * q_stride;
+      const float* kr = k + r * k_stride;
+      float s = 0.0f;
+      for (int64_t i = 0; i < d; ++i) s += qh[i] * kr[i];
+      scores[h * s_stride + r] = scale * s;
+    }
 }
 
-void axpy_rows(const float* p, const float* v, int64_t v_stride, int n_rows, int64_t d, float* acc) {
-  for (int r = 0; r < n_rows; ++r)
-    for (int64_t i = 0; i < d; ++i) acc[i] += p[r] * v[r * v_stride + i];
+void pv_rows(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+             int64_t d, float* acc, int64_t o_stride) {
+  for (int h = 0; h < n_heads; ++h)
+    for (int r = 0; r < n_rows; ++r)
+      for (int64_t i = 0; i < d; ++i) acc[h * o_stride + i] += p[h * p_stride + r] * v[r * v_stride + i];
 }
 
 float exp_shift_sum(float* x, int64_t n, float shift) {
@@ -70,8 +75,8 @@ const KernelTable& scalar_kernels() {
   static const KernelTable table{
       .isa = Isa::kScalar,
       .linear_rows = linear_rows_scalar,
-      .dot_rows = dot_rows,
-      .axpy_rows = axpy_rows,
+      .qk_rows = qk_rows,
+      .pv_rows = pv_rows,
       .exp_shift_sum = exp_shift_sum,
       .silu_mul = silu_mul,
       .sum_squares = sum_squares,

@@ -59,7 +59,7 @@ class Glm4MoeRMSNorm(nn.Module):
         return self.weight * xf.to(dtype)
 
 
-class Rotary(nn.Module):
+class Glm4MoeRotaryEmbedding(nn.Module):
     def __init__(self, config):
         super().__init__()
         rd = int(config.head_dim * config.partial_rotary_factor)
@@ -99,7 +99,9 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos.to(q.dtype), sin.to(q.dtype)), apply_rope(k, cos.to(k.dtype), sin.to(k.dtype))
         g = c.num_attention_heads // c.num_key_value_heads
         k, v = k.repeat_interleave(g, 1), v.repeat_interleave(g, 1)
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        scores = (q @ k.transpose(-1, -2)) / c.head_dim ** 0.5
+        causal = torch.ones(t, t, dtype=torch.bool, device=x.device).triu(1)
+        o = scores.masked_fill(causal, float("-inf")).softmax(-1) @ v
         return self.o_proj(o.transpose(1, 2).reshape(b, t, -1))
 
 
@@ -199,7 +201,7 @@ class Glm4MoeModel(_Pretrained):
         self.embed_tokens = nn.Embedding(c.vocab_size, c.hidden_size)
         self.layers = nn.ModuleList(Layer(c, i) for i in range(c.num_hidden_layers))
         self.norm = Glm4MoeRMSNorm(c.hidden_size, c.rms_norm_eps)
-        self.rotary_emb = Rotary(c)
+        self.rotary_emb = Glm4MoeRotaryEmbedding(c)
         _init(self, c.initializer_range)
 
     def forward(self, input_ids=None, inputs_embeds=None, use_cache=None, **_):

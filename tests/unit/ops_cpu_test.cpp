@@ -1,0 +1,829 @@
+// CPU backend ops against naive references written here (double accumulation), on every ISA path this
+// machine can run, with odd sizes that exercise vector tails.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "ops/cpu/cpu_backend.h"
+#include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/probe.h"
+
+namespace tandem::ops {
+namespace {
+
+using cpu::Isa;
+
+// ---------------------------------------------------------------------------------------------------------
+// Test data helpers
+
+struct Rng {
+  std::mt19937 gen;
+  explicit Rng(uint32_t seed) : gen(seed) {}
+  float uniform(float lo = -1.0f, float hi = 1.0f) {
+    return std::uniform_real_distribution<float>(lo, hi)(gen);
+  }
+  int integer(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen); }
+  std::vector<float> vec(int64_t n, float lo = -1.0f, float hi = 1.0f) {
+    std::vector<float> v(static_cast<size_t>(n));
+    for (float& x : v) x = uniform(lo, hi);
+    return v;
+  }
+};
+
+Tensor view(std::vector<float>& v, Shape s) {
+  return Tensor{v.data(), s, DType::kF32};
+}
+
+/// Random float storage of `dtype`, plus each element's exact value (decoded with the core scalar
+/// conversions, independently of the SIMD kernels).
+struct Stored {
+  std::vector<uint8_t> bytes;
+  std::vector<double> value;
+  DType dtype = DType::kF32;
+  Tensor tensor(Shape s) { return Tensor{bytes.data(), s, dtype}; }
+};
+
+Stored random_stored(Rng& rng, int64_t n, DType dtype, float lo = -1.0f, float hi = 1.0f) {
+  Stored s;
+  s.dtype = dtype;
+  s.bytes.resize(static_cast<size_t>(n) * dtype_size(dtype));
+  s.value.resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    switch (dtype) {
+      case DType::kF32: {
+        const float f = rng.uniform(lo, hi);
+        std::memcpy(&s.bytes[i * 4], &f, 4);
+        s.value[i] = f;
+        break;
+      }
+      case DType::kBF16: {
+        const uint16_t b = f32_to_bf16(rng.uniform(lo, hi));
+        std::memcpy(&s.bytes[i * 2], &b, 2);
+        s.value[i] = bf16_to_f32(b);
+        break;
+      }
+      case DType::kF16: {  // random sign, exponent 2^-16 .. 2^0 (includes subnormals), mantissa
+        const int e = rng.integer(0, 15);
+        const uint16_t h =
+            static_cast<uint16_t>((rng.integer(0, 1) << 15) | (e << 10) | rng.integer(0, 1023));
+        std::memcpy(&s.bytes[i * 2], &h, 2);
+        s.value[i] = f16_to_f32(h);
+        break;
+      }
+      case DType::kF8E4M3: {  // any encoding but NaN (0x7f, 0xff); includes subnormals and +-448
+        uint8_t b;
+        do b = static_cast<uint8_t>(rng.integer(0, 255));
+        while ((b & 0x7f) == 0x7f);
+        s.bytes[i] = b;
+        s.value[i] = f8e4m3_to_f32(b);
+        break;
+      }
+      default:
+        ADD_FAILURE() << "no random data for " << dtype_name(dtype);
+    }
+  }
+  return s;
+}
+
+/// A LinearWeight with its dequantised reference matrix.
+struct TestLinear {
+  Stored w;
+  Stored scale;
+  Stored bias;
+  LinearWeight lw;
+  int64_t out = 0, in = 0;
+  std::vector<double> deq;       // [out, in]
+  std::vector<double> bias_ref;  // [out] or empty
+
+  double at(int64_t o, int64_t i) const { return deq[o * in + i]; }
+};
+
+struct LinearSpec {
+  DType w_dtype = DType::kBF16;
+  WeightQuant quant = WeightQuant::kNone;
+  int block_out = 0, block_in = 0;
+  bool has_bias = false;
+  DType bias_dtype = DType::kF32;
+  DType scale_dtype = DType::kF32;
+};
+
+TestLinear make_linear(Rng& rng, int64_t out, int64_t in, const LinearSpec& spec) {
+  TestLinear t;
+  t.out = out;
+  t.in = in;
+  t.w = random_stored(rng, out * in, spec.w_dtype);
+  t.lw.weight = t.w.tensor({out, in});
+  t.lw.quant = spec.quant;
+  t.deq = t.w.value;
+  if (spec.quant != WeightQuant::kNone) {
+    int64_t rows = 1, cols = 1;
+    if (spec.quant == WeightQuant::kFp8Channel) rows = out;
+    if (spec.quant == WeightQuant::kFp8Block) {
+      rows = (out + spec.block_out - 1) / spec.block_out;
+      cols = (in + spec.block_in - 1) / spec.block_in;
+      t.lw.block_out = spec.block_out;
+      t.lw.block_in = spec.block_in;
+    }
+    t.scale = random_stored(rng, rows * cols, spec.scale_dtype, 0.001f, 0.05f);
+    t.lw.scale = t.scale.tensor(spec.quant == WeightQuant::kFp8Channel ? Shape{out, 1} : Shape{rows, cols});
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        int64_t si = 0;
+        if (spec.quant == WeightQuant::kFp8Channel) si = o;
+        if (spec.quant == WeightQuant::kFp8Block) si = (o / spec.block_out) * cols + i / spec.block_in;
+        t.deq[o * in + i] *= t.scale.value[si];
+      }
+  }
+  if (spec.has_bias) {
+    t.bias = random_stored(rng, out, spec.bias_dtype);
+    t.lw.bias = t.bias.tensor({out});
+    t.bias_ref = t.bias.value;
+  }
+  return t;
+}
+
+/// y = x @ deq^T + b in double; mag = the same with absolute values (the scale of rounding error).
+void reference_linear(const TestLinear& w, const std::vector<float>& x, int64_t T, std::vector<double>& y,
+                      std::vector<double>& mag) {
+  y.assign(static_cast<size_t>(T * w.out), 0.0);
+  mag.assign(static_cast<size_t>(T * w.out), 0.0);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t o = 0; o < w.out; ++o) {
+      double s = w.bias_ref.empty() ? 0.0 : w.bias_ref[o];
+      double m = std::abs(s);
+      for (int64_t i = 0; i < w.in; ++i) {
+        const double p = static_cast<double>(x[t * w.in + i]) * w.at(o, i);
+        s += p;
+        m += std::abs(p);
+      }
+      y[t * w.out + o] = s;
+      mag[t * w.out + o] = m;
+    }
+}
+
+void expect_close(const std::vector<float>& got, const std::vector<double>& want,
+                  const std::vector<double>& mag, double rel, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  int bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double tol = rel * mag[i] + 1e-30;
+    if (!(std::abs(got[i] - want[i]) <= tol) && ++bad <= 5)
+      ADD_FAILURE() << what << ": element " << i << " got " << got[i] << " want " << want[i] << " (tol "
+                    << tol << ")";
+  }
+}
+
+std::vector<Isa> all_isas() {
+  return {Isa::kScalar, Isa::kAvx2, Isa::kAvx512};
+}
+
+class CpuOps : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!cpu::isa_supported(GetParam())) GTEST_SKIP() << "machine lacks " << cpu::isa_name(GetParam());
+    backend_ = cpu::make_cpu_backend_for_isa(GetParam(), 2);
+    single_ = cpu::make_cpu_backend_for_isa(GetParam(), 1);
+    many_ = cpu::make_cpu_backend_for_isa(GetParam(), 3);
+  }
+  std::unique_ptr<Backend> backend_, single_, many_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Isas, CpuOps, ::testing::ValuesIn(all_isas()),
+                         [](const auto& info) { return std::string(cpu::isa_name(info.param)); });
+
+std::string spec_name(const LinearSpec& s) {
+  std::string n(dtype_name(s.w_dtype));
+  switch (s.quant) {
+    case WeightQuant::kNone:
+      break;
+    case WeightQuant::kFp8Tensor:
+      n += "/tensor";
+      break;
+    case WeightQuant::kFp8Channel:
+      n += "/channel";
+      break;
+    case WeightQuant::kFp8Block:
+      n += fmt::format("/block{}x{}", s.block_out, s.block_in);
+      break;
+  }
+  if (s.has_bias) n += fmt::format("/bias-{}", dtype_name(s.bias_dtype));
+  if (s.scale_dtype != DType::kF32) n += fmt::format("/scale-{}", dtype_name(s.scale_dtype));
+  return n;
+}
+
+std::vector<LinearSpec> linear_specs() {
+  return {
+      {.w_dtype = DType::kBF16, .has_bias = true, .bias_dtype = DType::kBF16},
+      {.w_dtype = DType::kF16},
+      {.w_dtype = DType::kF32, .has_bias = true},
+      {.w_dtype = DType::kF8E4M3, .quant = WeightQuant::kFp8Tensor},
+      {.w_dtype = DType::kF8E4M3,
+       .quant = WeightQuant::kFp8Channel,
+       .has_bias = true,
+       .bias_dtype = DType::kF16},
+      {.w_dtype = DType::kF8E4M3, .quant = WeightQuant::kFp8Block, .block_out = 16, .block_in = 128},
+      // Block sizes that are not multiples of the vector width, and a bf16-stored scale.
+      {.w_dtype = DType::kF8E4M3,
+       .quant = WeightQuant::kFp8Block,
+       .block_out = 5,
+       .block_in = 7,
+       .scale_dtype = DType::kBF16},
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// linear
+
+TEST_P(CpuOps, LinearMatchesReferenceForEveryDtypeAndOddShape) {
+  Rng rng(1);
+  for (const LinearSpec& spec : linear_specs())
+    for (int64_t in : {1, 7, 33, 257, 1000})
+      for (int64_t T : {1, 3, 17}) {
+        const int64_t out = 37;
+        TestLinear w = make_linear(rng, out, in, spec);
+        std::vector<float> x = rng.vec(T * in), y(static_cast<size_t>(T * out));
+        backend_->linear(view(x, {T, in}), w.lw, view(y, {T, out}));
+        std::vector<double> ref, mag;
+        reference_linear(w, x, T, ref, mag);
+        expect_close(y, ref, mag, 1e-5, fmt::format("{} in={} T={}", spec_name(spec), in, T));
+      }
+}
+
+// fp8 block quantisation where out and in are not multiples of the block (partial last blocks).
+TEST_P(CpuOps, LinearFp8BlockWithPartialBlocks) {
+  Rng rng(2);
+  const LinearSpec spec{.w_dtype = DType::kF8E4M3,
+                        .quant = WeightQuant::kFp8Block,
+                        .block_out = 128,
+                        .block_in = 128,
+                        .has_bias = true};
+  TestLinear w = make_linear(rng, 300, 333, spec);  // scale [3, 3], last blocks 44 x 77
+  ASSERT_EQ(w.lw.scale.numel(), 9);
+  for (int64_t T : {1, 5}) {
+    std::vector<float> x = rng.vec(T * 333), y(static_cast<size_t>(T * 300));
+    backend_->linear(view(x, {T, 333}), w.lw, view(y, {T, 300}));
+    std::vector<double> ref, mag;
+    reference_linear(w, x, T, ref, mag);
+    expect_close(y, ref, mag, 1e-5, fmt::format("block 128x128 T={}", T));
+  }
+}
+
+// The result for a token must not depend on the thread count or on which other tokens share the batch.
+TEST_P(CpuOps, LinearIsIdenticalAcrossThreadsAndBatchSizes) {
+  Rng rng(3);
+  for (const LinearSpec& spec : linear_specs()) {
+    const int64_t out = 203, in = 1100, T = 9;
+    TestLinear w = make_linear(rng, out, in, spec);
+    std::vector<float> x = rng.vec(T * in), y1(static_cast<size_t>(T * out)), y3(y1.size()), yt(y1.size());
+    single_->linear(view(x, {T, in}), w.lw, view(y1, {T, out}));
+    many_->linear(view(x, {T, in}), w.lw, view(y3, {T, out}));
+    for (int64_t t = 0; t < T; ++t)
+      many_->linear(Tensor{x.data() + t * in, {1, in}, DType::kF32}, w.lw,
+                    Tensor{yt.data() + t * out, {1, out}, DType::kF32});
+    EXPECT_EQ(0, std::memcmp(y1.data(), y3.data(), y1.size() * 4)) << spec_name(spec) << ": 1 vs 3 threads";
+    EXPECT_EQ(0, std::memcmp(y1.data(), yt.data(), y1.size() * 4))
+        << spec_name(spec) << ": batch vs per token";
+  }
+}
+
+TEST_P(CpuOps, LinearAcceptsHigherRankActivations) {
+  Rng rng(4);
+  TestLinear w = make_linear(rng, 12, 20, {.w_dtype = DType::kBF16});
+  std::vector<float> x = rng.vec(2 * 4 * 5), y(2 * 12);
+  backend_->linear(view(x, {2, 4, 5}), w.lw, view(y, {2, 3, 4}));
+  std::vector<double> ref, mag;
+  reference_linear(w, x, 2, ref, mag);
+  expect_close(y, ref, mag, 1e-5, "x [2, 4, 5] -> y [2, 3, 4]");
+}
+
+TEST_P(CpuOps, LinearRejectsMismatchedInputs) {
+  Rng rng(5);
+  TestLinear w = make_linear(rng, 8, 16, {.w_dtype = DType::kBF16});
+  std::vector<float> x = rng.vec(2 * 16), y(2 * 8), bad(2 * 9);
+  EXPECT_THROW(backend_->linear(view(x, {2, 16}), w.lw, view(bad, {2, 9})), Error);
+  EXPECT_THROW(backend_->linear(view(x, {4, 8}), w.lw, view(y, {2, 8})), Error);
+  LinearWeight fp8_as_plain = w.lw;
+  fp8_as_plain.quant = WeightQuant::kFp8Channel;  // bf16 weight claimed as fp8
+  EXPECT_THROW(backend_->linear(view(x, {2, 16}), fp8_as_plain, view(y, {2, 8})), Error);
+  TestLinear f8 = make_linear(rng, 8, 16, {.w_dtype = DType::kF8E4M3, .quant = WeightQuant::kFp8Channel});
+  f8.lw.scale = f8.scale.tensor({4});  // wrong scale length
+  EXPECT_THROW(backend_->linear(view(x, {2, 16}), f8.lw, view(y, {2, 8})), Error);
+  f8.lw.quant = WeightQuant::kNone;  // fp8 weight without quantisation
+  f8.lw.scale = Tensor{};
+  EXPECT_THROW(backend_->linear(view(x, {2, 16}), f8.lw, view(y, {2, 8})), Error);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// embedding, rms_norm, rope, silu_mul, add
+
+TEST_P(CpuOps, EmbeddingGathersRowsOfEveryDtype) {
+  Rng rng(6);
+  for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
+    const int64_t V = 11, H = 19;
+    Stored table = random_stored(rng, V * H, dt);
+    const std::vector<int32_t> ids = {3, 0, 10, 3};
+    std::vector<float> out(ids.size() * H);
+    backend_->embedding(ids, table.tensor({V, H}), view(out, {4, H}));
+    for (size_t i = 0; i < ids.size(); ++i)
+      for (int64_t j = 0; j < H; ++j)
+        ASSERT_EQ(out[i * H + j], static_cast<float>(table.value[ids[i] * H + j])) << dtype_name(dt);
+    const std::vector<int32_t> bad = {1, 11};
+    try {
+      backend_->embedding(bad, table.tensor({V, H}), view(out, {2, H}));
+      ADD_FAILURE() << "id 11 of 11 accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("token id 11"), std::string::npos) << e.what();
+    }
+  }
+}
+
+TEST_P(CpuOps, RmsNormOnRowsAndHeadsWithAndWithoutUnitOffset) {
+  Rng rng(7);
+  struct Case {
+    int64_t rows, D;
+  };
+  for (Case c : {Case{3, 33}, Case{5 * 4, 16}, Case{2, 1000}})
+    for (bool unit_offset : {false, true})
+      for (DType wdt : {DType::kF32, DType::kBF16}) {
+        std::vector<float> x = rng.vec(c.rows * c.D, -3.0f, 3.0f), out(x.size());
+        Stored w = random_stored(rng, c.D, wdt, -0.5f, 1.5f);
+        const float eps = 1e-5f;
+        backend_->rms_norm(view(x, {c.rows, c.D}), w.tensor({c.D}), eps, unit_offset,
+                           view(out, {c.rows, c.D}));
+        std::vector<double> ref(x.size()), mag(x.size());
+        for (int64_t r = 0; r < c.rows; ++r) {
+          double ss = 0;
+          for (int64_t i = 0; i < c.D; ++i) ss += double(x[r * c.D + i]) * x[r * c.D + i];
+          const double inv = 1.0 / std::sqrt(ss / c.D + eps);
+          for (int64_t i = 0; i < c.D; ++i) {
+            const double wi = unit_offset ? 1.0 + w.value[i] : w.value[i];
+            ref[r * c.D + i] = x[r * c.D + i] * inv * wi;
+            mag[r * c.D + i] = std::abs(ref[r * c.D + i]) + 1e-6;
+          }
+        }
+        expect_close(out, ref, mag, 1e-5, fmt::format("rows {} D {} offset {}", c.rows, c.D, unit_offset));
+        // In place (out aliases x) gives the same values.
+        backend_->rms_norm(view(x, {c.rows, c.D}), w.tensor({c.D}), eps, unit_offset, view(x, {c.rows, c.D}));
+        EXPECT_EQ(0, std::memcmp(x.data(), out.data(), x.size() * 4));
+      }
+}
+
+TEST_P(CpuOps, RopeNeoxRotatesFirstRotDimsOnly) {
+  Rng rng(8);
+  const int64_t T = 4, heads = 3, D = 20;
+  const int rot_dim = 12, half = 6;
+  const float theta = 1e6f;
+  const std::vector<int32_t> pos = {0, 1, 777, 131071};
+  std::vector<float> x = rng.vec(T * heads * D), orig = x;
+  backend_->rope_neox(view(x, {T, heads, D}), pos, rot_dim, theta);
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* o = orig.data() + (t * heads + h) * D;
+      const float* v = x.data() + (t * heads + h) * D;
+      for (int j = 0; j < half; ++j) {
+        // HF: inv_freq = 1 / base ** (arange(0, dim, 2).float() / dim), angle = pos * inv_freq, all fp32.
+        const float inv_freq =
+            1.0f / std::pow(theta, static_cast<float>(2 * j) / static_cast<float>(rot_dim));
+        const float angle = static_cast<float>(pos[t]) * inv_freq;
+        const double c = std::cos(static_cast<double>(angle)), s = std::sin(static_cast<double>(angle));
+        const double a = o[j], b = o[j + half];
+        EXPECT_NEAR(v[j], a * c - b * s, 2e-6) << "t " << t << " h " << h << " j " << j;
+        EXPECT_NEAR(v[j + half], b * c + a * s, 2e-6) << "t " << t << " h " << h << " j " << j;
+      }
+      for (int64_t j = rot_dim; j < D; ++j) EXPECT_EQ(v[j], o[j]) << "dim " << j << " must stay untouched";
+    }
+}
+
+TEST_P(CpuOps, SiluMulAndAdd) {
+  Rng rng(9);
+  for (int64_t n : {1, 7, 33, 4097}) {
+    std::vector<float> g = rng.vec(n, -20.0f, 20.0f), u = rng.vec(n), out(n);
+    backend_->silu_mul(view(g, {1, n}), view(u, {1, n}), view(out, {1, n}));
+    std::vector<double> ref(n), mag(n);
+    for (int64_t i = 0; i < n; ++i) {
+      ref[i] = g[i] / (1.0 + std::exp(-double(g[i]))) * u[i];
+      mag[i] = std::abs(ref[i]) + 1e-30;
+    }
+    expect_close(out, ref, mag, 1e-5, fmt::format("silu_mul n={}", n));
+    backend_->silu_mul(view(g, {1, n}), view(u, {1, n}), view(g, {1, n}));  // out aliases gate
+    EXPECT_EQ(0, std::memcmp(g.data(), out.data(), n * 4));
+
+    std::vector<float> a = rng.vec(n), b = rng.vec(n), sum(n);
+    backend_->add(view(a, {n}), view(b, {n}), view(sum, {n}));
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(sum[i], a[i] + b[i]);
+    backend_->add(view(a, {n}), view(b, {n}), view(a, {n}));
+    EXPECT_EQ(0, std::memcmp(a.data(), sum.data(), n * 4));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// kv_store + attention
+
+struct PagedCase {
+  static constexpr int kBlocks = 12, kBlockSize = 4, kHkv = 2, kHq = 6;
+  int d = 20;  // head_dim: 20 takes the generic kernels, 64 and 128 the register-blocked ones
+  std::vector<float> k_cache, v_cache;
+  KvLayerView kv;
+  // Three sequences: a prefill from 0, a decode step with 9 cached tokens, a 3-token verify after 6.
+  std::vector<std::vector<int32_t>> tables = {{7, 2}, {5, 0, 11}, {1, 9, 3}};
+  std::vector<SeqSlice> seqs;
+  std::vector<std::vector<float>> k_logical, v_logical;  // per sequence: [pos, Hkv, D]
+  int64_t T = 0;
+
+  explicit PagedCase(int head_dim = 20) : d(head_dim) {
+    const size_t n = size_t{kBlocks} * kBlockSize * kHkv * d;
+    k_cache.assign(n, -1000.0f);  // sentinel: slots nobody writes must stay untouched
+    v_cache.assign(n, -1000.0f);
+    kv = {k_cache.data(), v_cache.data(), kBlocks, kBlockSize, kHkv, d};
+    const int32_t starts[] = {0, 9, 6}, counts[] = {5, 1, 3};
+    for (int s = 0; s < 3; ++s) {
+      seqs.push_back({T, counts[s], starts[s], tables[s].data()});
+      T += counts[s];
+    }
+  }
+  float* slot(float* cache, int s, int64_t pos) const {
+    const int64_t blk = tables[s][pos / kBlockSize];
+    return cache + ((blk * kBlockSize + pos % kBlockSize) * kHkv) * d;
+  }
+};
+
+TEST_P(CpuOps, KvStoreAndPagedAttentionMatchReference) {
+  Rng rng(10);
+  for (int head_dim : {20, 64, 128}) {
+    SCOPED_TRACE(fmt::format("head_dim {}", head_dim));
+    PagedCase pc(head_dim);
+    const int64_t row = PagedCase::kHkv * pc.d;
+    // Cached prefix of each sequence, written straight into the pages as an earlier step would have.
+    for (int s = 0; s < 3; ++s) {
+      const int64_t total = pc.seqs[s].start_pos + pc.seqs[s].n_tokens;
+      pc.k_logical.push_back(rng.vec(total * row));
+      pc.v_logical.push_back(rng.vec(total * row));
+      for (int64_t p = 0; p < pc.seqs[s].start_pos; ++p) {
+        std::memcpy(pc.slot(pc.k_cache.data(), s, p), &pc.k_logical[s][p * row], row * 4);
+        std::memcpy(pc.slot(pc.v_cache.data(), s, p), &pc.v_logical[s][p * row], row * 4);
+      }
+    }
+    // This batch's new k/v rows.
+    std::vector<float> k(pc.T * row), v(pc.T * row);
+    for (int s = 0; s < 3; ++s)
+      for (int64_t j = 0; j < pc.seqs[s].n_tokens; ++j) {
+        const int64_t p = pc.seqs[s].start_pos + j, t = pc.seqs[s].token_begin + j;
+        std::memcpy(&k[t * row], &pc.k_logical[s][p * row], row * 4);
+        std::memcpy(&v[t * row], &pc.v_logical[s][p * row], row * 4);
+      }
+    const std::vector<float> k_before = pc.k_cache;
+    backend_->kv_store(view(k, {pc.T, PagedCase::kHkv, pc.d}), view(v, {pc.T, PagedCase::kHkv, pc.d}), pc.kv,
+                       pc.seqs);
+    // Every position of every sequence now reads back through the block tables; other slots keep the
+    // sentinel.
+    std::vector<bool> used(pc.k_cache.size() / row, false);
+    for (int s = 0; s < 3; ++s)
+      for (int64_t p = 0; p < pc.seqs[s].start_pos + pc.seqs[s].n_tokens; ++p) {
+        EXPECT_EQ(0, std::memcmp(pc.slot(pc.k_cache.data(), s, p), &pc.k_logical[s][p * row], row * 4))
+            << s << "," << p;
+        EXPECT_EQ(0, std::memcmp(pc.slot(pc.v_cache.data(), s, p), &pc.v_logical[s][p * row], row * 4))
+            << s << "," << p;
+        used[(pc.slot(pc.k_cache.data(), s, p) - pc.k_cache.data()) / row] = true;
+      }
+    for (size_t i = 0; i < used.size(); ++i)
+      if (!used[i]) {
+        EXPECT_EQ(pc.k_cache[i * row], -1000.0f) << "slot " << i << " was written";
+      }
+
+    const int64_t Hq = PagedCase::kHq, D = pc.d, group = Hq / PagedCase::kHkv;
+    std::vector<float> q = rng.vec(pc.T * Hq * D, -2.0f, 2.0f), out(q.size()), out1(q.size());
+    const float scale = 1.0f / std::sqrt(float(D));
+    backend_->attention(view(q, {pc.T, Hq, D}), pc.kv, pc.seqs, scale, view(out, {pc.T, Hq, D}));
+    single_->attention(view(q, {pc.T, Hq, D}), pc.kv, pc.seqs, scale, view(out1, {pc.T, Hq, D}));
+    EXPECT_EQ(0, std::memcmp(out.data(), out1.data(), out.size() * 4)) << "1 vs 2 threads";
+
+    std::vector<double> ref(q.size()), mag(q.size());
+    for (int s = 0; s < 3; ++s)
+      for (int64_t j = 0; j < pc.seqs[s].n_tokens; ++j) {
+        const int64_t t = pc.seqs[s].token_begin + j, n_ctx = pc.seqs[s].start_pos + j + 1;
+        for (int64_t h = 0; h < Hq; ++h) {
+          const int64_t g = h / group;
+          std::vector<double> sc(n_ctx);
+          double mx = -1e300, total = 0;
+          for (int64_t p = 0; p < n_ctx; ++p) {
+            double d = 0;
+            for (int64_t i = 0; i < D; ++i)
+              d += double(q[(t * Hq + h) * D + i]) * pc.k_logical[s][(p * 2 + g) * D + i];
+            sc[p] = d * scale;
+            mx = std::max(mx, sc[p]);
+          }
+          for (double& x : sc) total += x = std::exp(x - mx);
+          for (int64_t i = 0; i < D; ++i) {
+            double o = 0, m = 0;
+            for (int64_t p = 0; p < n_ctx; ++p) {
+              o += sc[p] / total * pc.v_logical[s][(p * 2 + g) * D + i];
+              m += sc[p] / total * std::abs(pc.v_logical[s][(p * 2 + g) * D + i]);
+            }
+            ref[(t * Hq + h) * D + i] = o;
+            mag[(t * Hq + h) * D + i] = m;
+          }
+        }
+      }
+    expect_close(out, ref, mag, 1e-5, "attention");
+
+    // The decode sequence alone (T = 1) on 3 threads splits its q-head group across threads: same bits.
+    SeqSlice decode = pc.seqs[1];
+    const int64_t row_b = decode.token_begin;
+    decode.token_begin = 0;
+    std::vector<float> qb(q.begin() + row_b * Hq * D, q.begin() + (row_b + 1) * Hq * D), ob(Hq * D);
+    many_->attention(view(qb, {1, Hq, D}), pc.kv, std::span<const SeqSlice>(&decode, 1), scale,
+                     view(ob, {1, Hq, D}));
+    EXPECT_EQ(0, std::memcmp(ob.data(), out.data() + row_b * Hq * D, ob.size() * 4))
+        << "decode alone, 3 threads";
+  }
+}
+
+TEST_P(CpuOps, AttentionRejectsBadBlockTables) {
+  PagedCase pc;
+  pc.tables[1][2] = PagedCase::kBlocks;  // one past the last block
+  std::vector<float> q(pc.T * PagedCase::kHq * pc.d), out(q.size());
+  EXPECT_THROW(backend_->attention(view(q, {pc.T, PagedCase::kHq, pc.d}), pc.kv, pc.seqs, 1.0f,
+                                   view(out, {pc.T, PagedCase::kHq, pc.d})),
+               Error);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// moe_route
+
+/// Independent router reference (double precision; ids ordered by choice score, ties to the lower index).
+void reference_route(const std::vector<float>& logits, const std::vector<float>* bias, const MoeRouting& r,
+                     int64_t T, int64_t E, std::vector<int32_t>& ids, std::vector<double>& w) {
+  ids.clear();
+  w.clear();
+  for (int64_t t = 0; t < T; ++t) {
+    std::vector<double> p(E), choice(E);
+    if (r.scoring == MoeScoring::kSigmoid) {
+      for (int64_t e = 0; e < E; ++e) p[e] = 1.0 / (1.0 + std::exp(-double(logits[t * E + e])));
+    } else {
+      double mx = -1e300, s = 0;
+      for (int64_t e = 0; e < E; ++e) mx = std::max(mx, double(logits[t * E + e]));
+      for (int64_t e = 0; e < E; ++e) s += p[e] = std::exp(logits[t * E + e] - mx);
+      for (double& x : p) x /= s;
+    }
+    for (int64_t e = 0; e < E; ++e) choice[e] = p[e] + (bias ? (*bias)[e] : 0.0);
+    auto better = [](const std::vector<double>& v) {
+      return [&v](int a, int b) { return v[a] > v[b] || (v[a] == v[b] && a < b); };
+    };
+    if (r.n_group > 1) {
+      const int64_t gs = E / r.n_group;
+      std::vector<double> gscore(r.n_group);
+      for (int g = 0; g < r.n_group; ++g) {
+        std::vector<double> members(choice.begin() + g * gs, choice.begin() + (g + 1) * gs);
+        std::sort(members.rbegin(), members.rend());
+        gscore[g] = members[0] + members[1];
+      }
+      std::vector<int> gorder(r.n_group);
+      std::iota(gorder.begin(), gorder.end(), 0);
+      std::sort(gorder.begin(), gorder.end(), better(gscore));
+      std::vector<bool> keep(r.n_group, false);
+      for (int i = 0; i < r.topk_group; ++i) keep[gorder[i]] = true;
+      for (int64_t e = 0; e < E; ++e)
+        if (!keep[e / gs]) choice[e] = 0.0;
+    }
+    std::vector<int> order(E);
+    std::iota(order.begin(), order.end(), 0);
+    std::sort(order.begin(), order.end(), better(choice));
+    double total = 0;
+    for (int k = 0; k < r.top_k; ++k) total += p[order[k]];
+    for (int k = 0; k < r.top_k; ++k) {
+      double wk = p[order[k]];
+      if (r.norm_topk_prob) wk /= r.scoring == MoeScoring::kSigmoid ? total + 1e-20 : total;
+      ids.push_back(order[k]);
+      w.push_back(wk * r.routed_scaling_factor);
+    }
+  }
+}
+
+struct RouteResult {
+  std::vector<int32_t> ids;
+  std::vector<float> w;
+};
+
+RouteResult route(Backend& be, std::vector<float>& logits, std::vector<float>* bias, const MoeRouting& r,
+                  int64_t T, int64_t E) {
+  RouteResult res{std::vector<int32_t>(T * r.top_k), std::vector<float>(T * r.top_k)};
+  const Tensor b = bias ? view(*bias, {E}) : Tensor{};
+  be.moe_route(view(logits, {T, E}), b, r, Tensor{res.ids.data(), {T, r.top_k}, DType::kI32},
+               view(res.w, {T, r.top_k}));
+  return res;
+}
+
+void expect_route(Backend& be, std::vector<float>& logits, std::vector<float>* bias, const MoeRouting& r,
+                  int64_t T, int64_t E, const std::string& what) {
+  const RouteResult got = route(be, logits, bias, r, T, E);
+  std::vector<int32_t> ids;
+  std::vector<double> w;
+  reference_route(logits, bias, r, T, E, ids, w);
+  EXPECT_EQ(got.ids, ids) << what;
+  for (size_t i = 0; i < w.size(); ++i)
+    EXPECT_NEAR(got.w[i], w[i], 1e-6 * std::max(1.0, std::abs(w[i]))) << what;
+}
+
+TEST_P(CpuOps, MoeRouteSigmoidGroupedNormScaled) {
+  Rng rng(11);
+  const int64_t T = 17, E = 16;
+  std::vector<float> logits = rng.vec(T * E, -4.0f, 4.0f), bias = rng.vec(E, -0.3f, 0.3f);
+  for (bool norm : {true, false})
+    for (float scaling : {1.0f, 2.5f}) {
+      MoeRouting r{.top_k = 4,
+                   .n_group = 4,
+                   .topk_group = 2,
+                   .norm_topk_prob = norm,
+                   .routed_scaling_factor = scaling,
+                   .scoring = MoeScoring::kSigmoid};
+      expect_route(*backend_, logits, &bias, r, T, E, fmt::format("grouped norm {} scale {}", norm, scaling));
+      r.n_group = 1;
+      r.topk_group = 1;
+      expect_route(*backend_, logits, &bias, r, T, E,
+                   fmt::format("ungrouped norm {} scale {}", norm, scaling));
+      expect_route(*backend_, logits, nullptr, r, T, E,
+                   fmt::format("no bias norm {} scale {}", norm, scaling));
+    }
+}
+
+TEST_P(CpuOps, MoeRouteBiasSteersSelectionButNotWeights) {
+  std::vector<float> logits = {2.0f, 1.0f, 0.0f, -1.0f, -2.0f, -3.0f};  // one token, E = 6
+  std::vector<float> bias = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.9f};
+  const MoeRouting r{.top_k = 2, .norm_topk_prob = false, .routed_scaling_factor = 1.0f};
+  const RouteResult plain = route(*backend_, logits, nullptr, r, 1, 6);
+  const RouteResult biased = route(*backend_, logits, &bias, r, 1, 6);
+  EXPECT_EQ(plain.ids, (std::vector<int32_t>{0, 1}));
+  EXPECT_EQ(biased.ids, (std::vector<int32_t>{5, 0}));  // sigmoid(-3) + 0.9 = 0.947 > sigmoid(2) = 0.881
+  EXPECT_NEAR(biased.w[0], 1.0 / (1.0 + std::exp(3.0)), 1e-7) << "weight must be the unbiased sigmoid";
+  EXPECT_NEAR(biased.w[1], 1.0 / (1.0 + std::exp(-2.0)), 1e-7);
+  expect_route(*backend_, logits, &bias, r, 1, 6, "bias example");
+}
+
+// HF masks experts of dropped groups to 0.0, not -inf: when every kept score is negative they win.
+TEST_P(CpuOps, MoeRouteMasksDroppedGroupsToZeroLikeHf) {
+  std::vector<float> logits = {3.0f, 2.0f, 1.0f, 0.0f, -1.0f, -2.0f, -3.0f, -4.0f};  // E = 8, 2 groups of 4
+  std::vector<float> bias(8, -5.0f);
+  const MoeRouting r{
+      .top_k = 2, .n_group = 2, .topk_group = 1, .norm_topk_prob = true, .routed_scaling_factor = 2.5f};
+  const RouteResult got = route(*backend_, logits, &bias, r, 1, 8);
+  EXPECT_EQ(got.ids, (std::vector<int32_t>{4, 5}));  // group 0 kept, yet masked zeros beat its -4.x scores
+  expect_route(*backend_, logits, &bias, r, 1, 8, "masked groups");
+}
+
+TEST_P(CpuOps, MoeRouteSoftmaxAndTies) {
+  Rng rng(12);
+  const int64_t T = 5, E = 10;
+  std::vector<float> logits = rng.vec(T * E, -3.0f, 3.0f);
+  for (bool norm : {true, false}) {
+    const MoeRouting r{.top_k = 3, .norm_topk_prob = norm, .scoring = MoeScoring::kSoftmax};
+    expect_route(*backend_, logits, nullptr, r, T, E, fmt::format("softmax norm {}", norm));
+  }
+  std::vector<float> flat(E, 0.5f);
+  const RouteResult tie =
+      route(*backend_, flat, nullptr, {.top_k = 3, .scoring = MoeScoring::kSoftmax}, 1, E);
+  EXPECT_EQ(tie.ids, (std::vector<int32_t>{0, 1, 2}));
+  for (float w : tie.w) EXPECT_NEAR(w, 1.0f / 3.0f, 1e-7);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// moe_experts
+
+struct TestExperts {
+  std::vector<TestLinear> gate, up, down;
+  std::vector<MlpWeights> mlp;
+  int64_t H = 0, I = 0;
+};
+
+TestExperts make_experts(Rng& rng, int64_t E, int64_t H, int64_t I, const LinearSpec& spec) {
+  TestExperts ex;
+  ex.H = H;
+  ex.I = I;
+  for (int64_t e = 0; e < E; ++e) {
+    ex.gate.push_back(make_linear(rng, I, H, spec));
+    ex.up.push_back(make_linear(rng, I, H, spec));
+    ex.down.push_back(make_linear(rng, H, I, spec));
+  }
+  for (int64_t e = 0; e < E; ++e) ex.mlp.push_back({ex.gate[e].lw, ex.up[e].lw, ex.down[e].lw});
+  return ex;
+}
+
+/// out0 + sum_k w * down(silu(gate x) * up x) in double, with the error scale of each element.
+void reference_moe(const TestExperts& ex, const std::vector<float>& x, const std::vector<int32_t>& ids,
+                   const std::vector<float>& w, int K, const std::vector<float>& out0,
+                   std::vector<double>& ref, std::vector<double>& mag) {
+  const int64_t H = ex.H, I = ex.I, T = static_cast<int64_t>(x.size()) / H;
+  ref.assign(out0.begin(), out0.end());
+  mag.assign(out0.size(), 0.0);
+  for (int64_t i = 0; i < T * H; ++i) mag[i] = std::abs(out0[i]);
+  for (int64_t t = 0; t < T; ++t)
+    for (int k = 0; k < K; ++k) {
+      const int e = ids[t * K + k];
+      std::vector<double> h(I), hmag(I);
+      for (int64_t i = 0; i < I; ++i) {
+        double g = 0, u = 0, gm = 0, um = 0;
+        for (int64_t j = 0; j < H; ++j) {
+          g += x[t * H + j] * ex.gate[e].at(i, j);
+          u += x[t * H + j] * ex.up[e].at(i, j);
+          gm += std::abs(x[t * H + j] * ex.gate[e].at(i, j));
+          um += std::abs(x[t * H + j] * ex.up[e].at(i, j));
+        }
+        const double silu = g / (1.0 + std::exp(-g));
+        h[i] = silu * u;
+        hmag[i] = std::abs(silu) * um + gm * std::abs(u);  // first-order error scale of h
+      }
+      for (int64_t o = 0; o < H; ++o) {
+        double s = 0, m = 0;
+        for (int64_t i = 0; i < I; ++i) {
+          s += h[i] * ex.down[e].at(o, i);
+          m += (std::abs(h[i]) + hmag[i]) * std::abs(ex.down[e].at(o, i));
+        }
+        ref[t * H + o] += w[t * K + k] * s;
+        mag[t * H + o] += std::abs(w[t * K + k]) * m;
+      }
+    }
+}
+
+TEST_P(CpuOps, MoeExpertsMatchReference) {
+  Rng rng(13);
+  const int64_t E = 6, H = 33, I = 20;
+  const int K = 2;
+  for (const LinearSpec& spec :
+       {LinearSpec{.w_dtype = DType::kBF16},
+        LinearSpec{
+            .w_dtype = DType::kF8E4M3, .quant = WeightQuant::kFp8Block, .block_out = 16, .block_in = 16}}) {
+    TestExperts ex = make_experts(rng, E, H, I, spec);
+    for (int64_t T : {1, 3, 17}) {
+      std::vector<float> x = rng.vec(T * H), w = rng.vec(T * K, 0.1f, 1.0f), out = rng.vec(T * H);
+      std::vector<int32_t> ids(T * K);
+      for (int64_t t = 0; t < T; ++t) {  // K distinct experts per token
+        ids[t * K] = rng.integer(0, E - 1);
+        ids[t * K + 1] = (ids[t * K] + rng.integer(1, E - 1)) % E;
+      }
+      const std::vector<float> out0 = out;
+      const Tensor id_t{ids.data(), {T, K}, DType::kI32};
+      backend_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, view(out, {T, H}));
+      std::vector<double> ref, mag;
+      reference_moe(ex, x, ids, w, K, out0, ref, mag);
+      expect_close(out, ref, mag, 1e-5, fmt::format("{} T={}", spec_name(spec), T));
+
+      // Same bits with 1 thread, 3 threads, one token at a time, and in 2-token chunks.
+      std::vector<float> o1 = out0, o3 = out0, ot = out0, oc = out0;
+      single_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, view(o1, {T, H}));
+      many_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, view(o3, {T, H}));
+      for (int64_t t = 0; t < T; ++t)
+        many_->moe_experts(Tensor{x.data() + t * H, {1, H}, DType::kF32},
+                           Tensor{ids.data() + t * K, {1, K}, DType::kI32},
+                           Tensor{w.data() + t * K, {1, K}, DType::kF32}, ex.mlp,
+                           Tensor{ot.data() + t * H, {1, H}, DType::kF32});
+      ThreadPool pool(2);
+      const cpu::CpuContext ctx{&pool, &cpu::kernel_table(GetParam())};
+      cpu::moe_experts(ctx, view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, view(oc, {T, H}), 2 * K * I);
+      EXPECT_EQ(0, std::memcmp(out.data(), o1.data(), out.size() * 4)) << "1 thread, T=" << T;
+      EXPECT_EQ(0, std::memcmp(out.data(), o3.data(), out.size() * 4)) << "3 threads, T=" << T;
+      EXPECT_EQ(0, std::memcmp(out.data(), ot.data(), out.size() * 4)) << "per token, T=" << T;
+      EXPECT_EQ(0, std::memcmp(out.data(), oc.data(), out.size() * 4)) << "2-token chunks, T=" << T;
+    }
+  }
+}
+
+TEST_P(CpuOps, MoeExpertsRejectsUnknownExpert) {
+  Rng rng(14);
+  TestExperts ex = make_experts(rng, 2, 8, 4, {.w_dtype = DType::kF32});
+  std::vector<float> x(8), w = {1.0f}, out(8);
+  std::vector<int32_t> ids = {2};
+  EXPECT_THROW(backend_->moe_experts(view(x, {1, 8}), Tensor{ids.data(), {1, 1}, DType::kI32},
+                                     view(w, {1, 1}), ex.mlp, view(out, {1, 8})),
+               Error);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Backend surface and probe
+
+TEST(CpuBackend, DefaultBackendUsesBestIsaAndAllocatesZeroed) {
+  auto be = make_cpu_backend(2);
+  EXPECT_EQ(be->name(), fmt::format("cpu-{}", cpu::isa_name(cpu::best_isa())));
+  EXPECT_EQ(be->device(), Device::kCPU);
+  Buffer b = be->alloc(DType::kF32, {3, 5});
+  for (int i = 0; i < 15; ++i) EXPECT_EQ(b.ptr<float>()[i], 0.0f);
+  for (WeightQuant q :
+       {WeightQuant::kNone, WeightQuant::kFp8Tensor, WeightQuant::kFp8Channel, WeightQuant::kFp8Block})
+    EXPECT_TRUE(be->supports(q));
+}
+
+TEST(CpuProbe, MeasuresPositiveFiniteCeilings) {
+  ThreadPool pool(2);
+  const double copy = cpu::measure_copy_bandwidth_gbs(pool, size_t{32} << 20);
+  const double read = cpu::measure_read_bandwidth_gbs(pool, size_t{32} << 20);
+  const double flops = cpu::measure_peak_gflops(pool);
+  for (double v : {copy, read, flops}) {
+    EXPECT_TRUE(std::isfinite(v));
+    EXPECT_GT(v, 0.1);
+  }
+}
+
+}  // namespace
+}  // namespace tandem::ops
