@@ -17,11 +17,13 @@ std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const 
 
   const mtp::MtpSpec spec = glm4_moe::nextn_spec(m->config);
   m->mtp_prefix = spec.layout.prefix;
-  m->checkpoint_has_mtp =
-      m->config.num_nextn_predict_layers > 0 && wm.has(m->mtp_prefix + spec.layout.fc + ".weight");
+  // The MTP layer is present when any tensor sits under its prefix; from then on every tensor the layout
+  // requires must be there (a missing one is an error naming it, not a silently absent draft).
+  for (const auto& name : m->checkpoint->tensor_names())
+    if (name.rfind(m->mtp_prefix, 0) == 0) m->checkpoint_has_mtp = true;
   if (m->config.num_nextn_predict_layers > 0 && !m->checkpoint_has_mtp && options.with_draft)
-    log::warn("config.json declares num_nextn_predict_layers = {} but {} has no {}{}.weight: no draft",
-              m->config.num_nextn_predict_layers, dir.string(), m->mtp_prefix, spec.layout.fc);
+    log::warn("config.json declares num_nextn_predict_layers = {} but {} has no {}* tensors: no draft",
+              m->config.num_nextn_predict_layers, dir.string(), m->mtp_prefix);
   if (options.with_draft && m->checkpoint_has_mtp) {
     m->draft_precision =
         mtp::decide_draft_precision(options.draft_quant, *m->checkpoint, m->quant, m->mtp_prefix, backend);
