@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: setup build test serve bench clean format
+.PHONY: setup build build-asan test serve bench clean format
 
 setup:
 	@scripts/setup
@@ -22,7 +22,7 @@ test: build build-asan
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 serve: build
-	$(BUILD)/bin/tandem serve
+	$(BUILD)/bin/tandem serve --speculative-algorithm NEXTN
 
 bench: build
 	$(BUILD)/bin/tandem bench --model models/tandem-tiny
