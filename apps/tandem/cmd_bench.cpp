@@ -193,7 +193,8 @@ Run add_bench(CLI::App& app) {
   cmd->add_option("--decode-tokens", f->decode_tokens, "tokens per decode request")->capture_default_str();
   cmd->add_option("--repeats", f->repeats)->capture_default_str();
   cmd->add_flag("--json", f->json, "print JSON");
-  return [f] { return run_bench(*f); };
+  Run serve = add_bench_serve(*cmd);
+  return [f, cmd, serve] { return cmd->got_subcommand("serve") ? serve() : run_bench(*f); };
 }
 
 }  // namespace tandem::app

@@ -268,12 +268,11 @@ int run_serve(const ServeFlags& f) {
             f.max_body_bytes);
 
   // A second signal while draining aborts what is still running.
-  signals.on_signal([&ctx, &loop](int n) {
+  signals.on_signal([&loop](int n) {
     if (n >= 2) {
       log::warn("second shutdown signal: aborting in-flight requests");
       loop->stop();
     }
-    (void)ctx;
   });
   const std::string sig = signals.wait();
   ctx.set_state(server::ServerState::kDraining);

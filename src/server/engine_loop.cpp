@@ -43,6 +43,7 @@ uint64_t EngineLoop::submit(engine::GenerateRequest request, std::shared_ptr<Out
   };
   auto timing = std::make_shared<Timing>(Timing{arrival, arrival, true});
   engine::OutputCallback cb = [this, queue, choice, timing, observe](const engine::RequestOutput& o) {
+    ++outputs_;
     if (observe && !o.new_tokens.empty()) {
       const auto now = Clock::now();
       const double dt = std::chrono::duration<double>(now - timing->last).count();
@@ -80,8 +81,13 @@ void EngineLoop::run() {
       if (stop_ && live_.empty()) return;
     }
     bool progressed = false;
+    const uint64_t outputs_before = outputs_;
+    const int64_t passes_before = engine_->snapshot().counters.forward_passes;
     try {
-      progressed = engine_->step();
+      // A step that reports work but neither ran a forward pass nor produced an output is not progress
+      // (e.g. everything left is waiting for KV blocks): treat it as idle so the thread never spins.
+      progressed = engine_->step() && (outputs_ != outputs_before ||
+                                       engine_->snapshot().counters.forward_passes != passes_before);
     } catch (const std::exception& e) {
       // A step that throws leaves no guarantee about the batch: fail every request in flight loudly rather
       // than let clients wait forever, and keep serving new ones.

@@ -76,6 +76,7 @@ class EngineLoop {
   bool stop_ = false;
   // id -> destination, for failing every request if a step throws. Guarded by mu_.
   std::unordered_map<uint64_t, std::pair<std::shared_ptr<OutputQueue>, int>> live_;
+  uint64_t outputs_ = 0;  // outputs delivered; engine thread only
   std::once_flag stop_once_;
   std::thread thread_;
 };

@@ -83,6 +83,12 @@ HttpServer::HttpServer(ServerContext& ctx) : ctx_(ctx), svr_(std::make_unique<Ba
   svr_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   svr_->set_payload_max_length(o.max_body_bytes);
   svr_->set_tcp_nodelay(true);  // SSE chunks are small; don't let Nagle hold them back
+  // httplib's default options add SO_REUSEPORT, which lets a second server bind the same port and silently
+  // share its connections; keep only SO_REUSEADDR (fast restarts), so a taken port is an error.
+  svr_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   svr_->set_keep_alive_max_count(1000);
   svr_->set_keep_alive_timeout(5);
   install_routes();

@@ -12,7 +12,8 @@ namespace tandem::tmpl {
 namespace {
 
 Value missing_attr(const Value& obj, const std::string& name) {
-  return Value::undefined(fmt::format("{} has no attribute {}", py_str_repr(object_type_repr(obj)), py_str_repr(name)));
+  return Value::undefined(
+      fmt::format("{} has no attribute {}", py_str_repr(object_type_repr(obj)), py_str_repr(name)));
 }
 
 Value missing_item(const Value& obj, const Value& key) {
@@ -38,7 +39,8 @@ std::string object_type_repr(const Value& v) {
     case Value::Kind::kLoop:
       return "jinja2.runtime.LoopContext object";
     case Value::Kind::kCallable:
-      return v.callable().kind == Callable::Kind::kMacro ? "jinja2.runtime.Macro object" : v.type_name() + " object";
+      return v.callable().kind == Callable::Kind::kMacro ? "jinja2.runtime.Macro object"
+                                                         : v.type_name() + " object";
     case Value::Kind::kString:
       return v.is_markup() ? "markupsafe.Markup object" : "str object";
     default:
@@ -136,7 +138,8 @@ Value get_item(const Value& obj, const Value& key) {
     }
     case Value::Kind::kSequence: {
       const Sequence& s = obj.seq();
-      const bool subscriptable = s.kind == SeqKind::kList || s.kind == SeqKind::kTuple || s.kind == SeqKind::kRange;
+      const bool subscriptable =
+          s.kind == SeqKind::kList || s.kind == SeqKind::kTuple || s.kind == SeqKind::kRange;
       if (subscriptable && key.is_integral()) {
         int64_t i = key.as_integral();
         const auto n = static_cast<int64_t>(s.items.size());
@@ -167,7 +170,8 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
   const std::optional<int64_t> b = slice_bound(stop);
   const std::optional<int64_t> c = slice_bound(step);
   if (obj.is_string()) {
-    const py::SliceBounds bounds = py::slice_bounds(static_cast<int64_t>(unicode::length(obj.as_str())), a, b, c);
+    const py::SliceBounds bounds =
+        py::slice_bounds(static_cast<int64_t>(unicode::length(obj.as_str())), a, b, c);
     std::string sliced = py::slice(obj.as_str(), bounds);
     return obj.is_markup() ? Value::markup(std::move(sliced)) : Value(std::move(sliced));
   }
@@ -178,7 +182,8 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
       std::vector<Value> items;
       items.reserve(static_cast<size_t>(bounds.count));
       int64_t i = bounds.start;
-      for (int64_t n = 0; n < bounds.count; ++n, i += bounds.step) items.push_back(s.items[static_cast<size_t>(i)]);
+      for (int64_t n = 0; n < bounds.count; ++n, i += bounds.step)
+        items.push_back(s.items[static_cast<size_t>(i)]);
       if (s.kind != SeqKind::kRange) return Value::sequence(std::move(items), s.kind);
       // A sliced range is a range: range(10)[2:4] prints as range(2, 4).
       auto r = std::make_shared<Sequence>();
@@ -191,8 +196,8 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
     }
   }
   // A slice object is neither a valid key nor a string: Jinja returns an Undefined.
-  return Value::undefined(fmt::format("{} has no element slice({}, {}, {})", object_type_repr(obj), to_repr(start),
-                                      to_repr(stop), to_repr(step)));
+  return Value::undefined(fmt::format("{} has no element slice({}, {}, {})", object_type_repr(obj),
+                                      to_repr(start), to_repr(stop), to_repr(step)));
 }
 
 }  // namespace tandem::tmpl

@@ -61,13 +61,15 @@ struct DictExpr : Expr {
 };
 
 struct GetattrExpr : Expr {
-  GetattrExpr(SourcePos p, ExprPtr o, std::string a) : Expr(ExprKind::kGetattr, p), obj(std::move(o)), attr(std::move(a)) {}
+  GetattrExpr(SourcePos p, ExprPtr o, std::string a)
+      : Expr(ExprKind::kGetattr, p), obj(std::move(o)), attr(std::move(a)) {}
   ExprPtr obj;
   std::string attr;
 };
 
 struct GetitemExpr : Expr {
-  GetitemExpr(SourcePos p, ExprPtr o, ExprPtr i) : Expr(ExprKind::kGetitem, p), obj(std::move(o)), index(std::move(i)) {}
+  GetitemExpr(SourcePos p, ExprPtr o, ExprPtr i)
+      : Expr(ExprKind::kGetitem, p), obj(std::move(o)), index(std::move(i)) {}
   ExprPtr obj;
   ExprPtr index;  // a SliceExpr for x[a:b:c]
 };
@@ -95,7 +97,8 @@ struct CallExpr : Expr {
 /// apply to the rendered body. `known` is false for a filter unknown at parse time inside an if-branch or
 /// conditional expression: Jinja then fails only if it runs.
 struct FilterExpr : Expr {
-  FilterExpr(SourcePos p, ExprPtr o, std::string n) : Expr(ExprKind::kFilter, p), operand(std::move(o)), name(std::move(n)) {}
+  FilterExpr(SourcePos p, ExprPtr o, std::string n)
+      : Expr(ExprKind::kFilter, p), operand(std::move(o)), name(std::move(n)) {}
   ExprPtr operand;
   std::string name;
   ArgExprs args;
@@ -104,7 +107,8 @@ struct FilterExpr : Expr {
 
 /// `operand is name(args)`; negation is a separate `not` UnaryExpr, as in Jinja.
 struct TestExpr : Expr {
-  TestExpr(SourcePos p, ExprPtr o, std::string n) : Expr(ExprKind::kTest, p), operand(std::move(o)), name(std::move(n)) {}
+  TestExpr(SourcePos p, ExprPtr o, std::string n)
+      : Expr(ExprKind::kTest, p), operand(std::move(o)), name(std::move(n)) {}
   ExprPtr operand;
   std::string name;
   ArgExprs args;
@@ -269,7 +273,8 @@ struct ScopeStmt : Stmt {
 /// A tag Jinja accepts but that cannot work here (extends/include/import need a template loader, which
 /// Hugging Face's environment does not have either): fails when executed, with Jinja's message.
 struct UnsupportedStmt : Stmt {
-  UnsupportedStmt(SourcePos p, std::string k, std::string m) : Stmt(StmtKind::kUnsupported, p), error_kind(std::move(k)), message(std::move(m)) {}
+  UnsupportedStmt(SourcePos p, std::string k, std::string m)
+      : Stmt(StmtKind::kUnsupported, p), error_kind(std::move(k)), message(std::move(m)) {}
   std::string error_kind;
   std::string message;
 };

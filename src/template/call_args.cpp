@@ -4,7 +4,8 @@
 
 namespace tandem::tmpl {
 
-std::vector<Value> bind_args(std::string_view func, const CallArgs& args, std::initializer_list<Param> params) {
+std::vector<Value> bind_args(std::string_view func, const CallArgs& args,
+                             std::initializer_list<Param> params) {
   const size_t n = params.size();
   if (args.args.size() > n) {
     throw_error("TypeError", "{}() takes at most {} argument{} ({} given)", func, n, n == 1 ? "" : "s",
@@ -40,7 +41,8 @@ std::vector<Value> bind_args(std::string_view func, const CallArgs& args, std::i
 
 void expect_no_args(std::string_view func, const CallArgs& args) {
   if (!args.args.empty() || !args.kwargs.empty()) {
-    throw_error("TypeError", "{}() takes no arguments ({} given)", func, args.args.size() + args.kwargs.size());
+    throw_error("TypeError", "{}() takes no arguments ({} given)", func,
+                args.args.size() + args.kwargs.size());
   }
 }
 

@@ -15,11 +15,14 @@ struct Param {
   bool required = false;
 };
 
-inline Param required(const char* name) { return Param{name, Value(), true}; }
+inline Param required(const char* name) {
+  return Param{name, Value(), true};
+}
 
 /// Returns one value per parameter, in parameter order. Throws TypeError like CPython for unknown keywords,
 /// too many positionals, duplicates and missing required arguments. `func` names the callee in messages.
-std::vector<Value> bind_args(std::string_view func, const CallArgs& args, std::initializer_list<Param> params);
+std::vector<Value> bind_args(std::string_view func, const CallArgs& args,
+                             std::initializer_list<Param> params);
 
 /// Throws TypeError unless the call has no arguments at all.
 void expect_no_args(std::string_view func, const CallArgs& args);

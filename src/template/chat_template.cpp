@@ -37,8 +37,9 @@ ChatTemplate ChatTemplate::parse(std::string source) {
 
 std::string ChatTemplate::render(const nlohmann::ordered_json& context) const {
   if (!context.is_object()) {
-    throw TemplateError("TypeError", fmt::format("template context must be a JSON object, got {}", context.type_name()),
-                        0, 0);
+    throw TemplateError("TypeError",
+                        fmt::format("template context must be a JSON object, got {}", context.type_name()), 0,
+                        0);
   }
   try {
     Renderer renderer(*ast_);

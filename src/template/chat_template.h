@@ -5,9 +5,8 @@
 // Output is byte-identical to Python Jinja2 for the constructs it supports (tests/unit/template_parity_test).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"

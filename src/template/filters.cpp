@@ -23,10 +23,14 @@ namespace {
 // ---------------------------------------------------------------- helpers
 
 // soft_str: Markup stays Markup, everything else goes through str().
-std::string soft_str(const Value& v) { return to_str(v); }
+std::string soft_str(const Value& v) {
+  return to_str(v);
+}
 
 // markupsafe.Markup's str methods (upper, strip, center, slicing, ...) return Markup again.
-Value like(const Value& input, std::string out) { return input.is_markup() ? Value::markup(std::move(out)) : Value(std::move(out)); }
+Value like(const Value& input, std::string out) {
+  return input.is_markup() ? Value::markup(std::move(out)) : Value(std::move(out));
+}
 
 [[noreturn]] void filter_argument_error(const std::string& message) {
   throw RenderError("FilterArgumentError", message);
@@ -53,7 +57,9 @@ std::vector<Value> attribute_parts(const Value& attribute) {
   return parts;
 }
 
-Value lower_if_string(const Value& v) { return v.is_string() ? Value(py::lower(v.as_str())) : v; }
+Value lower_if_string(const Value& v) {
+  return v.is_string() ? Value(py::lower(v.as_str())) : v;
+}
 
 // jinja2.filters.make_attrgetter.
 struct AttrGetter {
@@ -99,7 +105,8 @@ MultiAttrGetter multi_attrgetter(const Value& attribute, bool ignore_case) {
   return g;
 }
 
-std::vector<Value> sorted_by(std::vector<Value> items, const std::function<Value(const Value&)>& key, bool reverse) {
+std::vector<Value> sorted_by(std::vector<Value> items, const std::function<Value(const Value&)>& key,
+                             bool reverse) {
   std::vector<std::pair<Value, Value>> keyed;
   keyed.reserve(items.size());
   for (Value& item : items) {
@@ -158,9 +165,7 @@ std::optional<int64_t> parse_py_int(const std::string& text, int64_t base) {
   bool negative = false;
   size_t i = 0;
   if (i < s.size() && (s[i] == '+' || s[i] == '-')) negative = s[i++] == '-';
-  auto has_prefix = [&](char p) {
-    return i + 1 < s.size() && s[i] == '0' && (s[i + 1] | 0x20) == p;
-  };
+  auto has_prefix = [&](char p) { return i + 1 < s.size() && s[i] == '0' && (s[i + 1] | 0x20) == p; };
   if (base == 0) {
     base = has_prefix('x') ? 16 : has_prefix('o') ? 8 : has_prefix('b') ? 2 : 10;
     if (base == 10 && i + 1 < s.size() && s[i] == '0') {
@@ -346,7 +351,7 @@ std::string name_arg(const Value& v) {
 
 // The body of jinja2.filters.select_or_reject (a generator: it runs when the result is consumed).
 std::vector<Value> select_or_reject_items(Renderer& r, const Value& value, const CallArgs& a, bool select,
-                                         bool lookup_attr) {
+                                          bool lookup_attr) {
   std::vector<Value> out;
   if (!truthy(value)) return out;
   size_t offset = 0;
@@ -378,7 +383,8 @@ std::vector<Value> map_items(Renderer& r, const Value& value, const CallArgs& a)
   std::vector<Value> out;
   if (!truthy(value)) return out;
   const bool by_attribute =
-      a.args.empty() && std::any_of(a.kwargs.begin(), a.kwargs.end(), [](const auto& kv) { return kv.first == "attribute"; });
+      a.args.empty() &&
+      std::any_of(a.kwargs.begin(), a.kwargs.end(), [](const auto& kv) { return kv.first == "attribute"; });
   if (by_attribute) {
     AttrGetter getter;
     for (const auto& [k, v] : a.kwargs) {
@@ -467,7 +473,8 @@ const Registry& registry() {
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("attr", a, {required("name")});
          if (v.is_undefined()) fail_undefined(v.as_undefined());
-         if (!p[0].is_string()) throw_error("TypeError", "attribute name must be string, not '{}'", p[0].type_name());
+         if (!p[0].is_string())
+           throw_error("TypeError", "attribute name must be string, not '{}'", p[0].type_name());
          if (std::optional<Value> attr = python_attribute(v, p[0].as_str())) return *attr;
          return Value::undefined(fmt::format("{} has no attribute {}", py_str_repr(object_type_repr(v)),
                                              py_str_repr(p[0].as_str())));
@@ -505,11 +512,20 @@ const Registry& registry() {
          const auto p = bind_args("center", a, {Param{"width", Value(80)}});
          return like(v, py::pad(soft_str(v), int_param(p[0], "center", "width"), " ", '^'));
        }},
-      {"count", [](Renderer&, const Value& v, const CallArgs& a) -> Value { return expect_no_args("count", a), py_len(v); }},
-      {"length", [](Renderer&, const Value& v, const CallArgs& a) -> Value { return expect_no_args("length", a), py_len(v); }},
+      {"count",
+       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+         expect_no_args("count", a);
+         return py_len(v);
+       }},
+      {"length",
+       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+         expect_no_args("length", a);
+         return py_len(v);
+       }},
       {"default",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
-         const auto p = bind_args("default", a, {Param{"default_value", Value("")}, Param{"boolean", Value(false)}});
+         const auto p =
+             bind_args("default", a, {Param{"default_value", Value("")}, Param{"boolean", Value(false)}});
          if (v.is_undefined() || (truthy(p[1]) && !truthy(v))) return p[0];
          return v;
        }},
@@ -527,7 +543,8 @@ const Registry& registry() {
            filter_argument_error("You can only sort by either \"key\" or \"value\"");
          }
          if (v.is_undefined()) fail_undefined(v.as_undefined());
-         if (!v.is_dict()) throw_error("AttributeError", "'{}' object has no attribute 'items'", v.type_name());
+         if (!v.is_dict())
+           throw_error("AttributeError", "'{}' object has no attribute 'items'", v.type_name());
          std::vector<Value> items;
          for (const auto& [k, value] : v.dict().entries()) items.push_back(Value::tuple({k, value}));
          const bool ignore_case = !truthy(p[0]);
@@ -595,8 +612,9 @@ const Registry& registry() {
        }},
       {"indent",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
-         const auto p = bind_args("indent", a,
-                                  {Param{"width", Value(4)}, Param{"first", Value(false)}, Param{"blank", Value(false)}});
+         const auto p = bind_args(
+             "indent", a,
+             {Param{"width", Value(4)}, Param{"first", Value(false)}, Param{"blank", Value(false)}});
          return indent_text(v, p[0], truthy(p[1]), truthy(p[2]));
        }},
       {"int",
@@ -608,7 +626,8 @@ const Registry& registry() {
            const double d = v.as_float();
            if (std::isnan(d)) return p[0];
            if (std::isinf(d)) throw_error("OverflowError", "cannot convert float infinity to integer");
-           if (std::fabs(d) >= 9.2e18) throw_error("OverflowError", "integer overflow: Python big integers are not supported");
+           if (std::fabs(d) >= 9.2e18)
+             throw_error("OverflowError", "integer overflow: Python big integers are not supported");
            return static_cast<int64_t>(std::trunc(d));
          }
          if (v.is_string()) {
@@ -664,10 +683,14 @@ const Registry& registry() {
       {"map", &do_map},
       {"max", [](Renderer&, const Value& v, const CallArgs& a) { return min_or_max(v, a, true, "max"); }},
       {"min", [](Renderer&, const Value& v, const CallArgs& a) { return min_or_max(v, a, false, "min"); }},
-      {"reject", [](Renderer& r, const Value& v, const CallArgs& a) { return select_or_reject(r, v, a, false, false); }},
-      {"rejectattr", [](Renderer& r, const Value& v, const CallArgs& a) { return select_or_reject(r, v, a, false, true); }},
-      {"select", [](Renderer& r, const Value& v, const CallArgs& a) { return select_or_reject(r, v, a, true, false); }},
-      {"selectattr", [](Renderer& r, const Value& v, const CallArgs& a) { return select_or_reject(r, v, a, true, true); }},
+      {"reject", [](Renderer& r, const Value& v,
+                    const CallArgs& a) { return select_or_reject(r, v, a, false, false); }},
+      {"rejectattr",
+       [](Renderer& r, const Value& v, const CallArgs& a) { return select_or_reject(r, v, a, false, true); }},
+      {"select",
+       [](Renderer& r, const Value& v, const CallArgs& a) { return select_or_reject(r, v, a, true, false); }},
+      {"selectattr",
+       [](Renderer& r, const Value& v, const CallArgs& a) { return select_or_reject(r, v, a, true, true); }},
       {"replace",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("replace", a, {required("old"), required("new"), Param{"count"}});
@@ -691,14 +714,16 @@ const Registry& registry() {
            std::reverse(items.begin(), items.end());
            return Value::list(std::move(items));
          }
-         if (!v.is_undefined() && !v.is_sequence() && !v.is_dict()) filter_argument_error("argument must be iterable");
+         if (!v.is_undefined() && !v.is_sequence() && !v.is_dict())
+           filter_argument_error("argument must be iterable");
          std::vector<Value> items = iterate(v);
          std::reverse(items.begin(), items.end());
          return Value::iterator(std::move(items), reversed_iterator_type(v));
        }},
       {"round",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
-         const auto p = bind_args("round", a, {Param{"precision", Value(0)}, Param{"method", Value("common")}});
+         const auto p =
+             bind_args("round", a, {Param{"precision", Value(0)}, Param{"method", Value("common")}});
          return round_value(v, int_param(p[0], "round", "precision"), to_str(p[1]));
        }},
       {"safe",
@@ -731,8 +756,9 @@ const Registry& registry() {
        }},
       {"sort",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
-         const auto p = bind_args("sort", a,
-                                  {Param{"reverse", Value(false)}, Param{"case_sensitive", Value(false)}, Param{"attribute"}});
+         const auto p = bind_args(
+             "sort", a,
+             {Param{"reverse", Value(false)}, Param{"case_sensitive", Value(false)}, Param{"attribute"}});
          const MultiAttrGetter key = multi_attrgetter(p[2], !truthy(p[1]));
          return Value::list(sorted_by(iterate(v), key, truthy(p[0])));
        }},
@@ -746,7 +772,8 @@ const Registry& registry() {
          const auto p = bind_args("sum", a, {Param{"attribute"}, Param{"start", Value(0)}});
          const AttrGetter getter{attribute_parts(p[0])};
          Value rv = p[1];
-         for (const Value& item : iterate(v)) rv = binary_op(BinaryOp::kAdd, rv, p[0].is_none() ? item : getter(item));
+         for (const Value& item : iterate(v))
+           rv = binary_op(BinaryOp::kAdd, rv, p[0].is_none() ? item : getter(item));
          return rv;
        }},
       {"title",
@@ -767,14 +794,15 @@ const Registry& registry() {
       {"truncate",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("truncate", a,
-                                  {Param{"length", Value(255)}, Param{"killwords", Value(false)}, Param{"end", Value("...")},
-                                   Param{"leeway"}});
+                                  {Param{"length", Value(255)}, Param{"killwords", Value(false)},
+                                   Param{"end", Value("...")}, Param{"leeway"}});
          const std::string s = soft_str(v);
          const int64_t length = int_param(p[0], "truncate", "length");
          const std::string end = to_str(p[2]);
          const int64_t leeway = p[3].is_none() ? 5 : int_param(p[3], "truncate", "leeway");
          const auto end_len = static_cast<int64_t>(unicode::length(end));
-         if (length < end_len) throw_error("AssertionError", "expected length >= {}, got {}", end_len, length);
+         if (length < end_len)
+           throw_error("AssertionError", "expected length >= {}, got {}", end_len, length);
          if (leeway < 0) throw_error("AssertionError", "expected leeway >= 0, got {}", leeway);
          if (static_cast<int64_t>(unicode::length(s)) <= length + leeway) return s;
          const std::string head = py::slice(s, py::slice_bounds(static_cast<int64_t>(unicode::length(s)), 0,
@@ -824,6 +852,8 @@ FilterFn find_filter(std::string_view name) {
   return it == registry().end() ? nullptr : it->second;
 }
 
-bool has_filter(std::string_view name) { return find_filter(name) != nullptr; }
+bool has_filter(std::string_view name) {
+  return find_filter(name) != nullptr;
+}
 
 }  // namespace tandem::tmpl

@@ -31,7 +31,8 @@ int64_t range_arg(const Value& v) {
 Value range_fn(Renderer&, CallArgs& a) {
   if (!a.kwargs.empty()) throw_error("TypeError", "range() takes no keyword arguments");
   if (a.args.empty()) throw_error("TypeError", "range expected at least 1 argument, got 0");
-  if (a.args.size() > 3) throw_error("TypeError", "range expected at most 3 arguments, got {}", a.args.size());
+  if (a.args.size() > 3)
+    throw_error("TypeError", "range expected at most 3 arguments, got {}", a.args.size());
   int64_t start = 0, stop = 0, step = 1;
   if (a.args.size() == 1) {
     stop = range_arg(a.args[0]);
@@ -45,7 +46,8 @@ Value range_fn(Renderer&, CallArgs& a) {
   if (step > 0 && start < stop) count = (stop - start - 1) / step + 1;
   if (step < 0 && start > stop) count = (start - stop - 1) / (-step) + 1;
   if (count > kMaxRange) {
-    throw_error("OverflowError", "Range too big. The sandbox blocks ranges larger than MAX_RANGE ({}).", kMaxRange);
+    throw_error("OverflowError", "Range too big. The sandbox blocks ranges larger than MAX_RANGE ({}).",
+                kMaxRange);
   }
   auto s = std::make_shared<Sequence>();
   s->kind = SeqKind::kRange;
@@ -59,7 +61,8 @@ Value range_fn(Renderer&, CallArgs& a) {
 
 // dict(*args, **kwargs) semantics shared by dict() and namespace().
 Dict build_dict(const char* func, const CallArgs& a) {
-  if (a.args.size() > 1) throw_error("TypeError", "{} expected at most 1 argument, got {}", func, a.args.size());
+  if (a.args.size() > 1)
+    throw_error("TypeError", "{} expected at most 1 argument, got {}", func, a.args.size());
   Dict d;
   if (!a.args.empty()) {
     const Value& src = a.args[0];
@@ -68,7 +71,8 @@ Dict build_dict(const char* func, const CallArgs& a) {
     } else {
       size_t i = 0;
       for (const Value& item : iterate(src)) {
-        const std::vector<Value> pair = item.is_string() || item.is_sequence() ? iterate(item) : std::vector<Value>{};
+        const std::vector<Value> pair =
+            item.is_string() || item.is_sequence() ? iterate(item) : std::vector<Value>{};
         if (pair.size() != 2) {
           throw_error("ValueError", "dictionary update sequence element #{} has length {}; 2 is required", i,
                       pair.size());

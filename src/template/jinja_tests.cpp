@@ -14,19 +14,29 @@ namespace {
 
 const Value& single_arg(const char* name, const CallArgs& a) {
   if (a.args.size() != 1 || !a.kwargs.empty()) {
-    throw_error("TypeError", "test '{}' takes exactly 1 argument ({} given)", name, a.args.size() + a.kwargs.size());
+    throw_error("TypeError", "test '{}' takes exactly 1 argument ({} given)", name,
+                a.args.size() + a.kwargs.size());
   }
   return a.args[0];
 }
 
 void no_args(const char* name, const CallArgs& a) {
   if (!a.args.empty() || !a.kwargs.empty()) {
-    throw_error("TypeError", "test '{}' takes no arguments ({} given)", name, a.args.size() + a.kwargs.size());
+    throw_error("TypeError", "test '{}' takes no arguments ({} given)", name,
+                a.args.size() + a.kwargs.size());
   }
 }
 
+// A test without arguments: checks there are none, then returns `result`.
+bool unary(const char* name, const CallArgs& a, bool result) {
+  no_args(name, a);
+  return result;
+}
+
 // value % 2 == r, with Python's % (a string operand formats, as in Jinja).
-bool parity(const Value& v, int64_t r) { return equals(binary_op(BinaryOp::kMod, v, Value(int64_t{2})), Value(r)); }
+bool parity(const Value& v, int64_t r) {
+  return equals(binary_op(BinaryOp::kMod, v, Value(int64_t{2})), Value(r));
+}
 
 template <CompareOp Op>
 bool compare_test(Renderer&, const Value& v, const CallArgs& a) {
@@ -82,34 +92,49 @@ bool same_object(const Value& a, const Value& b) {
 
 const std::unordered_map<std::string_view, TestFn>& registry() {
   static const std::unordered_map<std::string_view, TestFn> kTests = {
-      {"defined", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("defined", a), !v.is_undefined(); }},
-      {"undefined", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("undefined", a), v.is_undefined(); }},
-      {"none", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("none", a), v.is_none(); }},
-      {"boolean", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("boolean", a), v.is_bool(); }},
-      {"true", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("true", a), v.is_bool() && v.as_bool(); }},
-      {"false", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("false", a), v.is_bool() && !v.as_bool(); }},
-      {"integer", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("integer", a), v.is_int(); }},
-      {"float", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("float", a), v.is_float(); }},
-      {"number", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("number", a), v.is_number(); }},
-      {"string", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("string", a), v.is_string(); }},
-      {"mapping", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("mapping", a), v.is_dict(); }},
-      {"sequence", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("sequence", a), is_sequence(v); }},
-      {"iterable", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("iterable", a), is_iterable(v); }},
+      {"defined",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("defined", a, !v.is_undefined()); }},
+      {"undefined",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("undefined", a, v.is_undefined()); }},
+      {"none", [](Renderer&, const Value& v, const CallArgs& a) { return unary("none", a, v.is_none()); }},
+      {"boolean",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("boolean", a, v.is_bool()); }},
+      {"true", [](Renderer&, const Value& v,
+                  const CallArgs& a) { return unary("true", a, v.is_bool() && v.as_bool()); }},
+      {"false", [](Renderer&, const Value& v,
+                   const CallArgs& a) { return unary("false", a, v.is_bool() && !v.as_bool()); }},
+      {"integer",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("integer", a, v.is_int()); }},
+      {"float", [](Renderer&, const Value& v, const CallArgs& a) { return unary("float", a, v.is_float()); }},
+      {"number",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("number", a, v.is_number()); }},
+      {"string",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("string", a, v.is_string()); }},
+      {"mapping",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("mapping", a, v.is_dict()); }},
+      {"sequence",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("sequence", a, is_sequence(v)); }},
+      {"iterable",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("iterable", a, is_iterable(v)); }},
       {"callable",
        [](Renderer&, const Value& v, const CallArgs& a) {
          no_args("callable", a);
          return v.is_callable() || v.is_undefined() || v.is_loop();
        }},
-      {"escaped", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("escaped", a), v.is_markup(); }},
-      {"lower", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("lower", a), py::islower(to_str(v)); }},
-      {"upper", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("upper", a), py::isupper(to_str(v)); }},
-      {"odd", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("odd", a), parity(v, 1); }},
-      {"even", [](Renderer&, const Value& v, const CallArgs& a) { return no_args("even", a), parity(v, 0); }},
+      {"escaped",
+       [](Renderer&, const Value& v, const CallArgs& a) { return unary("escaped", a, v.is_markup()); }},
+      {"lower", [](Renderer&, const Value& v,
+                   const CallArgs& a) { return unary("lower", a, py::islower(to_str(v))); }},
+      {"upper", [](Renderer&, const Value& v,
+                   const CallArgs& a) { return unary("upper", a, py::isupper(to_str(v))); }},
+      {"odd", [](Renderer&, const Value& v, const CallArgs& a) { return unary("odd", a, parity(v, 1)); }},
+      {"even", [](Renderer&, const Value& v, const CallArgs& a) { return unary("even", a, parity(v, 0)); }},
       {"divisibleby",
        [](Renderer&, const Value& v, const CallArgs& a) {
          return equals(binary_op(BinaryOp::kMod, v, single_arg("divisibleby", a)), Value(int64_t{0}));
        }},
-      {"sameas", [](Renderer&, const Value& v, const CallArgs& a) { return same_object(v, single_arg("sameas", a)); }},
+      {"sameas",
+       [](Renderer&, const Value& v, const CallArgs& a) { return same_object(v, single_arg("sameas", a)); }},
       {"in", [](Renderer&, const Value& v, const CallArgs& a) { return contains(single_arg("in", a), v); }},
       {"filter",
        [](Renderer&, const Value& v, const CallArgs& a) {
@@ -147,6 +172,8 @@ TestFn find_test(std::string_view name) {
   return it == registry().end() ? nullptr : it->second;
 }
 
-bool has_test(std::string_view name) { return find_test(name) != nullptr; }
+bool has_test(std::string_view name) {
+  return find_test(name) != nullptr;
+}
 
 }  // namespace tandem::tmpl

@@ -12,7 +12,9 @@ namespace {
 
 constexpr int kMaxDepth = 500;  // Python raises RecursionError well before this on nested data
 
-void append_u_escape(std::string& out, uint32_t unit) { out += fmt::format("\\u{:04x}", unit); }
+void append_u_escape(std::string& out, uint32_t unit) {
+  out += fmt::format("\\u{:04x}", unit);
+}
 
 void encode_string(std::string& out, const std::string& s, bool ensure_ascii) {
   out.push_back('"');
@@ -79,7 +81,8 @@ class Encoder {
   }
 
   void encode(std::string& out, const Value& v, int level) {
-    if (level > kMaxDepth) throw_error("RecursionError", "maximum recursion depth exceeded while encoding a JSON object");
+    if (level > kMaxDepth)
+      throw_error("RecursionError", "maximum recursion depth exceeded while encoding a JSON object");
     switch (v.kind()) {
       case Value::Kind::kNone:
         out += "null";

@@ -12,7 +12,9 @@
 namespace tandem::tmpl {
 namespace {
 
-bool is_ascii_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_ascii_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 bool is_hex_digit(char c) {
   return is_ascii_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -230,7 +232,8 @@ class Lexer {
       lex_comment(after);
       return;
     }
-    push(kind == '{' ? TokenType::kVariableBegin : TokenType::kBlockBegin, src_.substr(tag, after - tag), tag);
+    push(kind == '{' ? TokenType::kVariableBegin : TokenType::kBlockBegin, src_.substr(tag, after - tag),
+         tag);
     pos_ = after;
     lex_tag(kind == '{' ? State::kVariable : State::kBlock);
   }
@@ -520,7 +523,8 @@ class Lexer {
           char32_t cp = 0;
           for (int i = 0; i < digits; ++i) {
             if (p + static_cast<size_t>(i) >= end || !is_hex_digit(src_[p + i])) {
-              fail(begin, fmt::format("truncated \\{}{} escape", e, std::string(static_cast<size_t>(digits), 'X')));
+              fail(begin,
+                   fmt::format("truncated \\{}{} escape", e, std::string(static_cast<size_t>(digits), 'X')));
             }
             const char h = src_[p + i];
             cp = cp * 16 + static_cast<char32_t>(is_ascii_digit(h) ? h - '0' : (h | 0x20) - 'a' + 10);
@@ -586,7 +590,9 @@ class Lexer {
 
 }  // namespace
 
-std::vector<Token> tokenize(std::string_view source) { return Lexer(normalize_source(source)).run(); }
+std::vector<Token> tokenize(std::string_view source) {
+  return Lexer(normalize_source(source)).run();
+}
 
 std::string describe_token(const Token& token) {
   switch (token.type) {

@@ -21,8 +21,9 @@ using MethodFn = Value (*)(const Value& self, const CallArgs& args);
 // markupsafe.Markup wraps these str methods: string arguments are escaped and the result is Markup.
 bool markup_preserving(std::string_view name) {
   static const std::unordered_map<std::string_view, int> kNames = {
-      {"capitalize", 0}, {"title", 0},  {"lower", 0},  {"upper", 0},    {"replace", 0}, {"ljust", 0}, {"rjust", 0},
-      {"lstrip", 0},     {"rstrip", 0}, {"center", 0}, {"strip", 0},    {"swapcase", 0}, {"zfill", 0}};
+      {"capitalize", 0}, {"title", 0},    {"lower", 0},  {"upper", 0},  {"replace", 0},
+      {"ljust", 0},      {"rjust", 0},    {"lstrip", 0}, {"rstrip", 0}, {"center", 0},
+      {"strip", 0},      {"swapcase", 0}, {"zfill", 0}};
   return kNames.count(name) > 0;
 }
 
@@ -96,7 +97,8 @@ Value affix_test(const Value& self, const CallArgs& a, const char* method, bool 
   const std::optional<int64_t> start = opt_index(v[1]);
   const std::optional<int64_t> end = opt_index(v[2]);
   auto test = [&](const std::string& affix) {
-    return prefix ? py::startswith(self.as_str(), affix, start, end) : py::endswith(self.as_str(), affix, start, end);
+    return prefix ? py::startswith(self.as_str(), affix, start, end)
+                  : py::endswith(self.as_str(), affix, start, end);
   };
   if (v[0].is_string()) return test(v[0].as_str());
   if (v[0].is_sequence() && v[0].seq().kind == SeqKind::kTuple) {
@@ -129,7 +131,8 @@ Value find_method(const Value& self, const CallArgs& a, const char* method, bool
 Value pad_method(const Value& self, const CallArgs& a, const char* method, char align) {
   const auto v = bind_args(method, a, {required("width"), Param{"fillchar", Value(" ")}});
   const std::string& fill = str_arg(v[1], method, 2);
-  if (unicode::length(fill) != 1) throw_error("TypeError", "The fill character must be exactly one character long");
+  if (unicode::length(fill) != 1)
+    throw_error("TypeError", "The fill character must be exactly one character long");
   return py::pad(self.as_str(), int_arg(v[0], "width"), fill, align);
 }
 
@@ -141,7 +144,8 @@ Value split_method(const Value& self, const CallArgs& a, const char* method, boo
     sep = v[0].as_str();
   }
   const int64_t maxsplit = int_arg(v[1], "maxsplit");
-  return str_list(reverse ? py::rsplit(self.as_str(), sep, maxsplit) : py::split(self.as_str(), sep, maxsplit));
+  return str_list(reverse ? py::rsplit(self.as_str(), sep, maxsplit)
+                          : py::split(self.as_str(), sep, maxsplit));
 }
 
 Value partition_method(const Value& self, const CallArgs& a, const char* method, bool reverse) {
@@ -151,7 +155,8 @@ Value partition_method(const Value& self, const CallArgs& a, const char* method,
   const std::string& s = self.as_str();
   const size_t pos = reverse ? s.rfind(sep) : s.find(sep);
   if (pos == std::string::npos) {
-    return reverse ? Value::tuple({Value(""), Value(""), Value(s)}) : Value::tuple({Value(s), Value(""), Value("")});
+    return reverse ? Value::tuple({Value(""), Value(""), Value(s)})
+                   : Value::tuple({Value(s), Value(""), Value("")});
   }
   return Value::tuple({Value(s.substr(0, pos)), Value(sep), Value(s.substr(pos + sep.size()))});
 }
@@ -198,8 +203,10 @@ const std::unordered_map<std::string_view, MethodFn>& str_methods() {
       {"rjust", [](const Value& s, const CallArgs& a) { return pad_method(s, a, "rjust", '>'); }},
       {"split", [](const Value& s, const CallArgs& a) { return split_method(s, a, "split", false); }},
       {"rsplit", [](const Value& s, const CallArgs& a) { return split_method(s, a, "rsplit", true); }},
-      {"partition", [](const Value& s, const CallArgs& a) { return partition_method(s, a, "partition", false); }},
-      {"rpartition", [](const Value& s, const CallArgs& a) { return partition_method(s, a, "rpartition", true); }},
+      {"partition",
+       [](const Value& s, const CallArgs& a) { return partition_method(s, a, "partition", false); }},
+      {"rpartition",
+       [](const Value& s, const CallArgs& a) { return partition_method(s, a, "rpartition", true); }},
       {"count",
        [](const Value& s, const CallArgs& a) -> Value {
          const auto v = bind_args("count", a, {required("sub"), Param{"start"}, Param{"end"}});
@@ -207,7 +214,8 @@ const std::unordered_map<std::string_view, MethodFn>& str_methods() {
        }},
       {"replace",
        [](const Value& s, const CallArgs& a) -> Value {
-         const auto v = bind_args("replace", a, {required("old"), required("new"), Param{"count", Value(-1)}});
+         const auto v =
+             bind_args("replace", a, {required("old"), required("new"), Param{"count", Value(-1)}});
          return py::replace(s.as_str(), str_arg(v[0], "replace", 1), str_arg(v[1], "replace", 2),
                             int_arg(v[2], "count"));
        }},
@@ -243,7 +251,8 @@ const std::unordered_map<std::string_view, MethodFn>& str_methods() {
          size_t i = 0;
          for (const Value& item : iterate(v[0])) {
            if (!item.is_string()) {
-             throw_error("TypeError", "sequence item {}: expected str instance, {} found", i, item.type_name());
+             throw_error("TypeError", "sequence item {}: expected str instance, {} found", i,
+                         item.type_name());
            }
            if (i++) out += s.as_str();
            out += item.as_str();

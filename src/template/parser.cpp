@@ -40,8 +40,12 @@ class Parser {
   }
   bool at_eof() const { return current().type == TokenType::kEof; }
 
-  static bool is_op(const Token& t, std::string_view op) { return t.type == TokenType::kOperator && t.value == op; }
-  static bool is_name(const Token& t, std::string_view name) { return t.type == TokenType::kName && t.value == name; }
+  static bool is_op(const Token& t, std::string_view op) {
+    return t.type == TokenType::kOperator && t.value == op;
+  }
+  static bool is_name(const Token& t, std::string_view name) {
+    return t.type == TokenType::kName && t.value == name;
+  }
   bool cur_op(std::string_view op) const { return is_op(current(), op); }
   bool cur_name(std::string_view name) const { return is_name(current(), name); }
 
@@ -138,7 +142,8 @@ class Parser {
   [[noreturn]] void fail_unknown_tag(const std::string* name, SourcePos pos, const EndTokens* extra) const {
     std::vector<EndTokens> stack = end_token_stack_;
     if (extra) stack.push_back(*extra);
-    std::string message = name ? fmt::format("Encountered unknown tag '{}'.", *name) : "Unexpected end of template.";
+    std::string message =
+        name ? fmt::format("Encountered unknown tag '{}'.", *name) : "Unexpected end of template.";
     if (!stack.empty()) {
       std::string looking;
       for (const std::string& n : stack.back()) {
@@ -151,7 +156,8 @@ class Parser {
       }
       if (expected_somewhere) {
         message += fmt::format(
-            " You probably made a nesting mistake. Jinja is expecting this tag, but currently looking for {}.",
+            " You probably made a nesting mistake. Jinja is expecting this tag, but currently looking for "
+            "{}.",
             looking);
       } else {
         message += fmt::format(" Jinja was looking for the following tags: {}.", looking);
@@ -178,8 +184,8 @@ class Parser {
     const std::string tag = token.value;
     const SourcePos pos = token.pos;
     static const std::initializer_list<std::string_view> kKnown = {
-        "for",   "if",       "set",   "macro",  "call",    "filter",     "with",     "block",    "print",
-        "break", "continue", "extends", "include", "import", "from", "autoescape", "generation"};
+        "for",   "if",       "set",     "macro",   "call",   "filter", "with",       "block",     "print",
+        "break", "continue", "extends", "include", "import", "from",   "autoescape", "generation"};
     if (std::find(kKnown.begin(), kKnown.end(), tag) == kKnown.end()) fail_unknown_tag(&tag, pos, nullptr);
     tag_stack_.push_back(tag);
     StmtPtr stmt;
@@ -222,7 +228,8 @@ class Parser {
   // test is a runtime error; everywhere else it is a compile-time error. Loops, macros, call/filter/set
   // blocks and with-blocks start a new, non-soft frame.
   struct FrameGuard {
-    FrameGuard(Parser& p, bool soft, bool in_loop) : parser(p), saved_soft(p.soft_), saved_loop(p.loop_depth_) {
+    FrameGuard(Parser& p, bool soft, bool in_loop)
+        : parser(p), saved_soft(p.soft_), saved_loop(p.loop_depth_) {
       parser.soft_ = soft;
       parser.loop_depth_ = in_loop ? parser.loop_depth_ + 1 : 0;
     }
@@ -285,7 +292,8 @@ class Parser {
     }
     auto s = std::make_unique<SetBlockStmt>(pos);
     s->target = std::move(target);
-    FrameGuard frame(*this, false, false);
+    // Jinja compiles set/filter/with block bodies inline, so break/continue still reach an enclosing loop.
+    FrameGuard frame(*this, false, loop_depth_ > 0);
     s->filters = parse_filter_chain(false);
     s->body = parse_statements({"endset"}, true);
     return s;
@@ -341,7 +349,7 @@ class Parser {
 
   StmtPtr parse_filter_block() {
     auto s = std::make_unique<FilterBlockStmt>(next().pos);
-    FrameGuard frame(*this, false, false);
+    FrameGuard frame(*this, false, loop_depth_ > 0);
     s->filters = parse_filter_chain(true);
     s->body = parse_statements({"endfilter"}, true);
     return s;
@@ -355,7 +363,7 @@ class Parser {
       expect_op("=");
       s->values.push_back(parse_expression(true));
     }
-    FrameGuard frame(*this, false, false);
+    FrameGuard frame(*this, false, loop_depth_ > 0);
     s->body = parse_statements({"endwith"}, true);
     return s;
   }
@@ -366,8 +374,9 @@ class Parser {
     skip_name("scoped");
     skip_name("required");
     if (cur_op("-")) {
-      fail("Block names in Jinja have to be valid Python identifiers and may not contain hyphens, use an "
-           "underscore instead.");
+      fail(
+          "Block names in Jinja have to be valid Python identifiers and may not contain hyphens, use an "
+          "underscore instead.");
     }
     {
       FrameGuard frame(*this, false, false);
@@ -393,8 +402,8 @@ class Parser {
       parse_expression(true);
       FrameGuard frame(*this, false, false);
       parse_statements({"endautoescape"}, true);
-      return std::make_unique<UnsupportedStmt>(pos, "TemplateError",
-                                               "{% autoescape %} blocks are not supported by this interpreter");
+      return std::make_unique<UnsupportedStmt>(
+          pos, "TemplateError", "{% autoescape %} blocks are not supported by this interpreter");
     }
     // The argument syntax varies (names, `as`, `with context`, `ignore missing`): consume it up to the end
     // of the tag; Hugging Face's environment has no loader, so executing any of these fails anyway.
@@ -402,7 +411,8 @@ class Parser {
     return std::make_unique<UnsupportedStmt>(pos, "TypeError", "no loader for this environment specified");
   }
 
-  Target parse_assign_target(bool with_tuple, bool name_only, const EndTokens* extra_end, bool with_namespace) {
+  Target parse_assign_target(bool with_tuple, bool name_only, const EndTokens* extra_end,
+                             bool with_namespace) {
     Target target;
     target.pos = current().pos;
     if (with_namespace && current().type == TokenType::kName && is_op(look(), ".")) {
@@ -498,7 +508,7 @@ class Parser {
       const Token& t = current();
       if (t.type == TokenType::kOperator && (t.value == "==" || t.value == "!=" || t.value == "<" ||
                                              t.value == "<=" || t.value == ">" || t.value == ">=")) {
-        op = t.value == "==" ? CompareOp::kEq
+        op = t.value == "=="   ? CompareOp::kEq
              : t.value == "!=" ? CompareOp::kNe
              : t.value == "<"  ? CompareOp::kLt
              : t.value == "<=" ? CompareOp::kLe
@@ -635,7 +645,8 @@ class Parser {
     return test_any(extra_end);
   }
 
-  ExprPtr parse_tuple(bool simplified, bool with_condexpr, const EndTokens* extra_end, bool explicit_parentheses) {
+  ExprPtr parse_tuple(bool simplified, bool with_condexpr, const EndTokens* extra_end,
+                      bool explicit_parentheses) {
     SourcePos pos = current().pos;
     std::vector<ExprPtr> args;
     bool is_tuple = false;
@@ -717,7 +728,8 @@ class Parser {
     if (t.value == ".") {
       const Token& attr = current();
       next();
-      if (attr.type == TokenType::kName) return std::make_unique<GetattrExpr>(pos, std::move(node), attr.value);
+      if (attr.type == TokenType::kName)
+        return std::make_unique<GetattrExpr>(pos, std::move(node), attr.value);
       if (attr.type != TokenType::kInteger) fail("expected name or number", attr.pos);
       return std::make_unique<GetitemExpr>(pos, std::move(node),
                                            std::make_unique<LiteralExpr>(attr.pos, Value(attr.int_value)));
@@ -869,6 +881,8 @@ class Parser {
 
 }  // namespace
 
-TemplateAst parse_template(std::string_view source) { return Parser(tokenize(source)).parse(); }
+TemplateAst parse_template(std::string_view source) {
+  return Parser(tokenize(source)).parse();
+}
 
 }  // namespace tandem::tmpl

@@ -62,7 +62,9 @@ std::string to_base(uint64_t v, int base, bool upper) {
   return std::string(out.rbegin(), out.rend());
 }
 
-uint64_t magnitude(int64_t v) { return v < 0 ? static_cast<uint64_t>(-(v + 1)) + 1 : static_cast<uint64_t>(v); }
+uint64_t magnitude(int64_t v) {
+  return v < 0 ? static_cast<uint64_t>(-(v + 1)) + 1 : static_cast<uint64_t>(v);
+}
 
 std::string insert_grouping(const std::string& digits, char sep, size_t group) {
   std::string out;
@@ -126,7 +128,8 @@ std::string percent_one(const PercentSpec& s, const Value& arg, bool escape) {
         v = arg.as_integral();
       } else if (arg.is_float() && (s.conv == 'd' || s.conv == 'i' || s.conv == 'u')) {
         const double d = arg.as_float();
-        if (!std::isfinite(d)) throw_error("OverflowError", "cannot convert float infinity or NaN to integer");
+        if (!std::isfinite(d))
+          throw_error("OverflowError", "cannot convert float infinity or NaN to integer");
         v = static_cast<int64_t>(std::trunc(d));
       } else if (s.conv == 'd' || s.conv == 'i' || s.conv == 'u') {
         throw_error("TypeError", "%{} format: a real number is required, not {}", s.conv, arg.type_name());
@@ -225,7 +228,8 @@ FormatSpec parse_format_spec(const std::string& spec) {
   return f;
 }
 
-std::string apply_padding(const FormatSpec& f, const std::string& prefix, const std::string& body, char default_align) {
+std::string apply_padding(const FormatSpec& f, const std::string& prefix, const std::string& body,
+                          char default_align) {
   char align = f.align ? f.align : default_align;
   std::string fill = f.fill;
   if (f.zero && !f.align) {
@@ -267,11 +271,14 @@ std::string format_float(const FormatSpec& f, double d) {
   if (type == 0 && f.precision < 0) {
     body = py_float_repr(mag);
   } else if (type == '%') {
-    body = c_format_double(fmt::format("%{}.{}f", f.alt ? "#" : "", f.precision < 0 ? 6 : f.precision), mag * 100) + "%";
+    body = c_format_double(fmt::format("%{}.{}f", f.alt ? "#" : "", f.precision < 0 ? 6 : f.precision),
+                           mag * 100) +
+           "%";
   } else if (type == 0) {
     body = c_format_double(fmt::format("%{}.{}g", f.alt ? "#" : "", f.precision == 0 ? 1 : f.precision), mag);
     if (body.find_first_of(".en") == std::string::npos) body += ".0";
-  } else if (type == 'e' || type == 'E' || type == 'f' || type == 'F' || type == 'g' || type == 'G' || type == 'n') {
+  } else if (type == 'e' || type == 'E' || type == 'f' || type == 'F' || type == 'g' || type == 'G' ||
+             type == 'n') {
     if (type == 'n') type = 'g';
     int64_t precision = f.precision < 0 ? 6 : f.precision;
     if ((type == 'g' || type == 'G') && precision == 0) precision = 1;
@@ -326,7 +333,8 @@ std::string format_int(const FormatSpec& f, int64_t v) {
       throw_error("ValueError", "Unknown format code '{}' for object of type 'int'", f.type);
   }
   if (f.precision >= 0) throw_error("ValueError", "Precision not allowed in integer format specifier");
-  if (f.grouping) body = insert_grouping(body, f.grouping, (f.type == 0 || f.type == 'd' || f.type == 'n') ? 3 : 4);
+  if (f.grouping)
+    body = insert_grouping(body, f.grouping, (f.type == 0 || f.type == 'd' || f.type == 'n') ? 3 : 4);
   return apply_padding(f, sign_of(f, v < 0) + prefix, body, '>');
 }
 
@@ -336,7 +344,8 @@ std::string format_value(const Value& v, const std::string& spec) {
   if (spec.empty()) return to_str(v);
   const FormatSpec f = parse_format_spec(spec);
   if (v.is_string()) {
-    if (f.type != 0 && f.type != 's') throw_error("ValueError", "Unknown format code '{}' for object of type 'str'", f.type);
+    if (f.type != 0 && f.type != 's')
+      throw_error("ValueError", "Unknown format code '{}' for object of type 'str'", f.type);
     if (f.align == '=') throw_error("ValueError", "'=' alignment not allowed in string format specifier");
     if (f.sign != '-') throw_error("ValueError", "Sign not allowed in string format specifier");
     return apply_padding(f, "", truncate_code_points(v.as_str(), f.precision), '<');
@@ -356,8 +365,9 @@ std::string percent_format(const std::string& fmt, const Value& args, bool escap
   }
   // CPython treats any argument with __getitem__ (dict, list, range, jinja2.Undefined; not tuple or str) as a
   // potential mapping, which silences "not all arguments converted".
-  const bool mapping = args.is_dict() || args.is_undefined() ||
-                       (args.is_sequence() && (args.seq().kind == SeqKind::kList || args.seq().kind == SeqKind::kRange));
+  const bool mapping =
+      args.is_dict() || args.is_undefined() ||
+      (args.is_sequence() && (args.seq().kind == SeqKind::kList || args.seq().kind == SeqKind::kRange));
   size_t next_arg = 0;
   bool single_used = false;
   auto next_value = [&]() -> Value {
@@ -421,7 +431,8 @@ std::string percent_format(const std::string& fmt, const Value& args, bool escap
         ++i;
         return;
       }
-      while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') target = (target < 0 ? 0 : target) * 10 + (fmt[i++] - '0');
+      while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9')
+        target = (target < 0 ? 0 : target) * 10 + (fmt[i++] - '0');
     };
     read_number(s.width);
     if (s.width < -1) {
@@ -504,10 +515,12 @@ std::string str_format(const std::string& fmt, const CallArgs& args) {
     std::string spec;
     size_t k = name_end;
     if (k < field.size() && field[k] == '!') {
-      if (k + 1 >= field.size()) throw_error("ValueError", "end of string while looking for conversion specifier");
+      if (k + 1 >= field.size())
+        throw_error("ValueError", "end of string while looking for conversion specifier");
       conversion = field[k + 1];
       k += 2;
-      if (k < field.size() && field[k] != ':') throw_error("ValueError", "expected ':' after conversion specifier");
+      if (k < field.size() && field[k] != ':')
+        throw_error("ValueError", "expected ':' after conversion specifier");
     }
     if (k < field.size() && field[k] == ':') spec = field.substr(k + 1);
     // First part of the name: index or keyword.
@@ -516,7 +529,9 @@ std::string str_format(const std::string& fmt, const CallArgs& args) {
     const std::string first = name.substr(0, first_end);
     Value obj;
     if (first.empty()) {
-      if (manual) throw_error("ValueError", "cannot switch from manual field specification to automatic field numbering");
+      if (manual)
+        throw_error("ValueError",
+                    "cannot switch from manual field specification to automatic field numbering");
       automatic = true;
       const auto idx = static_cast<size_t>(auto_index++);
       if (idx >= args.args.size()) {
@@ -524,7 +539,9 @@ std::string str_format(const std::string& fmt, const CallArgs& args) {
       }
       obj = args.args[idx];
     } else if (std::all_of(first.begin(), first.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) {
-      if (automatic) throw_error("ValueError", "cannot switch from automatic field numbering to manual field specification");
+      if (automatic)
+        throw_error("ValueError",
+                    "cannot switch from automatic field numbering to manual field specification");
       manual = true;
       const auto idx = static_cast<size_t>(std::stoll(first));
       if (idx >= args.args.size()) {
@@ -552,7 +569,8 @@ std::string str_format(const std::string& fmt, const CallArgs& args) {
       } else {
         const size_t q = name.find(']', p);
         const std::string key = name.substr(p + 1, q - p - 1);
-        const bool numeric = !key.empty() && std::all_of(key.begin(), key.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+        const bool numeric = !key.empty() && std::all_of(key.begin(), key.end(),
+                                                         [](char ch) { return ch >= '0' && ch <= '9'; });
         obj = get_item(obj, numeric ? Value(static_cast<int64_t>(std::stoll(key))) : Value(key));
         p = q + 1;
       }

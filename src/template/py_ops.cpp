@@ -97,7 +97,8 @@ Value repeat(const Value& seq, int64_t n) {
   if (seq.is_string()) {
     const std::string& s = seq.as_str();
     if (n <= 0 || s.empty()) return seq.is_markup() ? Value::markup("") : Value("");
-    if (static_cast<int64_t>(s.size()) > kMaxRepeatBytes / n) throw_error("MemoryError", "string repetition too large");
+    if (static_cast<int64_t>(s.size()) > kMaxRepeatBytes / n)
+      throw_error("MemoryError", "string repetition too large");
     std::string out;
     out.reserve(s.size() * static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) out += s;
@@ -106,7 +107,8 @@ Value repeat(const Value& seq, int64_t n) {
   const Sequence& s = seq.seq();
   std::vector<Value> items;
   if (n > 0 && !s.items.empty()) {
-    if (static_cast<int64_t>(s.items.size()) > kMaxRepeatBytes / n) throw_error("MemoryError", "list repetition too large");
+    if (static_cast<int64_t>(s.items.size()) > kMaxRepeatBytes / n)
+      throw_error("MemoryError", "list repetition too large");
     items.reserve(s.items.size() * static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) items.insert(items.end(), s.items.begin(), s.items.end());
   }
@@ -244,7 +246,8 @@ Value unary_op(UnaryOp op, const Value& v) {
   if (op == UnaryOp::kNot) return !truthy(v);
   if (v.is_undefined()) fail_undefined(v.as_undefined());
   if (!v.is_number()) {
-    throw_error("TypeError", "bad operand type for unary {}: '{}'", op == UnaryOp::kNeg ? "-" : "+", v.type_name());
+    throw_error("TypeError", "bad operand type for unary {}: '{}'", op == UnaryOp::kNeg ? "-" : "+",
+                v.type_name());
   }
   if (op == UnaryOp::kPos) return v.is_bool() ? Value(v.as_integral()) : v;
   if (v.is_float()) return -v.as_float();
@@ -277,15 +280,21 @@ static bool rich_compare(CompareOp op, const Value& a, const Value& b) {
   if (is_list_or_tuple(a) && is_list_or_tuple(b) && a.seq().kind == b.seq().kind) {
     // Python sequences: the first differing element decides, else the lengths.
     size_t i = 0;
-    if (sequence_compare_index(a.seq(), b.seq(), i)) return rich_compare(op, a.seq().items[i], b.seq().items[i]);
+    if (sequence_compare_index(a.seq(), b.seq(), i))
+      return rich_compare(op, a.seq().items[i], b.seq().items[i]);
     return apply(a.seq().items.size(), b.seq().items.size());
   }
-  const char* symbol = op == CompareOp::kLt ? "<" : op == CompareOp::kLe ? "<=" : op == CompareOp::kGt ? ">" : ">=";
+  const char* symbol = op == CompareOp::kLt   ? "<"
+                       : op == CompareOp::kLe ? "<="
+                       : op == CompareOp::kGt ? ">"
+                                              : ">=";
   throw_error("TypeError", "'{}' not supported between instances of '{}' and '{}'", symbol, a.type_name(),
               b.type_name());
 }
 
-bool less_than(const Value& a, const Value& b) { return rich_compare(CompareOp::kLt, a, b); }
+bool less_than(const Value& a, const Value& b) {
+  return rich_compare(CompareOp::kLt, a, b);
+}
 
 bool compare(CompareOp op, const Value& a, const Value& b) {
   switch (op) {

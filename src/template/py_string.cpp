@@ -15,8 +15,8 @@ using unicode::to_utf8;
 constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
 
 bool is_linebreak(char32_t c) {
-  return c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E || c == 0x85 ||
-         c == 0x2028 || c == 0x2029;
+  return c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E ||
+         c == 0x85 || c == 0x2028 || c == 0x2029;
 }
 
 // CPython's ADJUST_INDICES for find/count/startswith.
@@ -50,7 +50,9 @@ bool all_of_nonempty(std::string_view s, Pred pred) {
   return true;
 }
 
-std::u32string chars_for(const std::optional<std::string>& chars) { return chars ? to_u32(*chars) : std::u32string(); }
+std::u32string chars_for(const std::optional<std::string>& chars) {
+  return chars ? to_u32(*chars) : std::u32string();
+}
 
 }  // namespace
 
@@ -108,7 +110,9 @@ std::optional<std::string> char_at(std::string_view s, int64_t index) {
 std::string strip(std::string_view s, const std::optional<std::string>& chars, bool left, bool right) {
   const std::u32string u = to_u32(s);
   const std::u32string set = chars_for(chars);
-  auto strippable = [&](char32_t c) { return chars ? set.find(c) != std::u32string::npos : unicode::is_space(c); };
+  auto strippable = [&](char32_t c) {
+    return chars ? set.find(c) != std::u32string::npos : unicode::is_space(c);
+  };
   size_t b = 0;
   size_t e = u.size();
   if (left) {
@@ -164,7 +168,8 @@ std::vector<std::string> rsplit(std::string_view s, const std::optional<std::str
       if (i < 0) break;
       const int64_t j = i--;
       while (i >= 0 && !sp(i)) --i;
-      out.push_back(to_utf8(std::u32string_view(u).substr(static_cast<size_t>(i + 1), static_cast<size_t>(j - i))));
+      out.push_back(
+          to_utf8(std::u32string_view(u).substr(static_cast<size_t>(i + 1), static_cast<size_t>(j - i))));
     }
     if (i >= 0) {
       while (i >= 0 && sp(i)) --i;
@@ -240,7 +245,8 @@ std::string replace(std::string_view s, std::string_view old_sub, std::string_vi
   return out;
 }
 
-int64_t find(std::string_view s, std::string_view sub, std::optional<int64_t> start_in, std::optional<int64_t> end_in) {
+int64_t find(std::string_view s, std::string_view sub, std::optional<int64_t> start_in,
+             std::optional<int64_t> end_in) {
   const std::u32string u = to_u32(s);
   const std::u32string v = to_u32(sub);
   const auto len = static_cast<int64_t>(u.size());
@@ -248,11 +254,13 @@ int64_t find(std::string_view s, std::string_view sub, std::optional<int64_t> st
   int64_t end = end_in.value_or(kMax);
   adjust_indices(len, start, end);
   if (start > len || end - start < static_cast<int64_t>(v.size())) return -1;
-  const size_t pos = std::u32string_view(u).substr(0, static_cast<size_t>(end)).find(v, static_cast<size_t>(start));
+  const size_t pos =
+      std::u32string_view(u).substr(0, static_cast<size_t>(end)).find(v, static_cast<size_t>(start));
   return pos == std::u32string::npos ? -1 : static_cast<int64_t>(pos);
 }
 
-int64_t rfind(std::string_view s, std::string_view sub, std::optional<int64_t> start_in, std::optional<int64_t> end_in) {
+int64_t rfind(std::string_view s, std::string_view sub, std::optional<int64_t> start_in,
+              std::optional<int64_t> end_in) {
   const std::u32string u = to_u32(s);
   const std::u32string v = to_u32(sub);
   const auto len = static_cast<int64_t>(u.size());
@@ -260,13 +268,14 @@ int64_t rfind(std::string_view s, std::string_view sub, std::optional<int64_t> s
   int64_t end = end_in.value_or(kMax);
   adjust_indices(len, start, end);
   if (start > len || end - start < static_cast<int64_t>(v.size())) return -1;
-  const std::u32string_view window = std::u32string_view(u).substr(static_cast<size_t>(start),
-                                                                   static_cast<size_t>(end - start));
+  const std::u32string_view window =
+      std::u32string_view(u).substr(static_cast<size_t>(start), static_cast<size_t>(end - start));
   const size_t pos = window.rfind(v);
   return pos == std::u32string::npos ? -1 : static_cast<int64_t>(pos) + start;
 }
 
-int64_t count(std::string_view s, std::string_view sub, std::optional<int64_t> start_in, std::optional<int64_t> end_in) {
+int64_t count(std::string_view s, std::string_view sub, std::optional<int64_t> start_in,
+              std::optional<int64_t> end_in) {
   const std::u32string u = to_u32(s);
   const std::u32string v = to_u32(sub);
   const auto len = static_cast<int64_t>(u.size());
@@ -275,8 +284,8 @@ int64_t count(std::string_view s, std::string_view sub, std::optional<int64_t> s
   adjust_indices(len, start, end);
   if (start > len || end < start) return 0;
   if (v.empty()) return end - start + 1;
-  const std::u32string_view window = std::u32string_view(u).substr(static_cast<size_t>(start),
-                                                                   static_cast<size_t>(end - start));
+  const std::u32string_view window =
+      std::u32string_view(u).substr(static_cast<size_t>(start), static_cast<size_t>(end - start));
   int64_t n = 0;
   size_t pos = 0;
   while ((pos = window.find(v, pos)) != std::u32string::npos) {
@@ -311,9 +320,13 @@ bool endswith(std::string_view s, std::string_view suffix, std::optional<int64_t
   return std::u32string_view(u).substr(static_cast<size_t>(end) - p.size(), p.size()) == p;
 }
 
-std::string upper(std::string_view s) { return to_utf8(map_chars(s, unicode::append_upper)); }
+std::string upper(std::string_view s) {
+  return to_utf8(map_chars(s, unicode::append_upper));
+}
 
-std::string lower(std::string_view s) { return to_utf8(map_chars(s, unicode::append_lower)); }
+std::string lower(std::string_view s) {
+  return to_utf8(map_chars(s, unicode::append_lower));
+}
 
 std::string title(std::string_view s) {
   std::u32string out;
@@ -363,12 +376,24 @@ std::string swapcase(std::string_view s) {
   return to_utf8(out);
 }
 
-bool isspace(std::string_view s) { return all_of_nonempty(s, unicode::is_space); }
-bool isalpha(std::string_view s) { return all_of_nonempty(s, unicode::is_alpha); }
-bool isalnum(std::string_view s) { return all_of_nonempty(s, unicode::is_alnum); }
-bool isdigit(std::string_view s) { return all_of_nonempty(s, unicode::is_digit); }
-bool isdecimal(std::string_view s) { return all_of_nonempty(s, unicode::is_decimal); }
-bool isnumeric(std::string_view s) { return all_of_nonempty(s, unicode::is_numeric); }
+bool isspace(std::string_view s) {
+  return all_of_nonempty(s, unicode::is_space);
+}
+bool isalpha(std::string_view s) {
+  return all_of_nonempty(s, unicode::is_alpha);
+}
+bool isalnum(std::string_view s) {
+  return all_of_nonempty(s, unicode::is_alnum);
+}
+bool isdigit(std::string_view s) {
+  return all_of_nonempty(s, unicode::is_digit);
+}
+bool isdecimal(std::string_view s) {
+  return all_of_nonempty(s, unicode::is_decimal);
+}
+bool isnumeric(std::string_view s) {
+  return all_of_nonempty(s, unicode::is_numeric);
+}
 
 bool islower(std::string_view s) {
   bool cased = false;

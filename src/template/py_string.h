@@ -39,12 +39,17 @@ std::vector<std::string> splitlines(std::string_view s, bool keepends);
 std::string replace(std::string_view s, std::string_view old_sub, std::string_view new_sub, int64_t count);
 
 /// str.find / str.rfind over s[start:end] (Python slice semantics); -1 when absent.
-int64_t find(std::string_view s, std::string_view sub, std::optional<int64_t> start, std::optional<int64_t> end);
-int64_t rfind(std::string_view s, std::string_view sub, std::optional<int64_t> start, std::optional<int64_t> end);
-int64_t count(std::string_view s, std::string_view sub, std::optional<int64_t> start, std::optional<int64_t> end);
+int64_t find(std::string_view s, std::string_view sub, std::optional<int64_t> start,
+             std::optional<int64_t> end);
+int64_t rfind(std::string_view s, std::string_view sub, std::optional<int64_t> start,
+              std::optional<int64_t> end);
+int64_t count(std::string_view s, std::string_view sub, std::optional<int64_t> start,
+              std::optional<int64_t> end);
 
-bool startswith(std::string_view s, std::string_view prefix, std::optional<int64_t> start, std::optional<int64_t> end);
-bool endswith(std::string_view s, std::string_view suffix, std::optional<int64_t> start, std::optional<int64_t> end);
+bool startswith(std::string_view s, std::string_view prefix, std::optional<int64_t> start,
+                std::optional<int64_t> end);
+bool endswith(std::string_view s, std::string_view suffix, std::optional<int64_t> start,
+              std::optional<int64_t> end);
 
 std::string upper(std::string_view s);
 std::string lower(std::string_view s);

@@ -43,7 +43,8 @@ std::string Renderer::render(const Value& globals) {
   ScopePtr top = Scope::child_of(builtins);
   if (globals.is_dict()) {
     for (const auto& [k, v] : globals.dict().entries()) {
-      if (!k.is_string()) throw_error("TypeError", "template variable names must be strings, not {}", k.type_name());
+      if (!k.is_string())
+        throw_error("TypeError", "template variable names must be strings, not {}", k.type_name());
       top->set(k.as_str(), v);
     }
   }
@@ -79,8 +80,7 @@ Renderer::Flow Renderer::exec(const Stmt& stmt, const ScopePtr& scope, std::stri
     case StmtKind::kFor: {
       const auto& s = static_cast<const ForStmt&>(stmt);
       const Value iterable = eval(*s.iter, scope);
-      exec_for(s, scope, iterable, 0, out);
-      return Flow::kNormal;
+      return exec_for(s, scope, iterable, 0, out);
     }
     case StmtKind::kIf: {
       const auto& s = static_cast<const IfStmt&>(stmt);
@@ -98,7 +98,9 @@ Renderer::Flow Renderer::exec(const Stmt& stmt, const ScopePtr& scope, std::stri
     case StmtKind::kSetBlock: {
       const auto& s = static_cast<const SetBlockStmt&>(stmt);
       std::string text;
-      exec_body(s.body, Scope::child_of(scope), text);
+      // break/continue inside the block leave it (and the assignment) for the enclosing loop.
+      if (const Flow flow = exec_body(s.body, Scope::child_of(scope), text); flow != Flow::kNormal)
+        return flow;
       const Value v = apply_filter_chain(s.filters, Value(std::move(text)), scope);
       with_pos(s.target.pos, [&] { assign(s.target, v, scope); });
       return Flow::kNormal;
@@ -120,7 +122,8 @@ Renderer::Flow Renderer::exec(const Stmt& stmt, const ScopePtr& scope, std::stri
     case StmtKind::kFilterBlock: {
       const auto& s = static_cast<const FilterBlockStmt&>(stmt);
       std::string text;
-      exec_body(s.body, Scope::child_of(scope), text);
+      if (const Flow flow = exec_body(s.body, Scope::child_of(scope), text); flow != Flow::kNormal)
+        return flow;
       const Value v = apply_filter_chain(s.filters, Value(std::move(text)), scope);
       out += with_pos(s.pos, [&] { return to_str(v); });
       return Flow::kNormal;
@@ -133,8 +136,7 @@ Renderer::Flow Renderer::exec(const Stmt& stmt, const ScopePtr& scope, std::stri
       for (size_t i = 0; i < s.targets.size(); ++i) {
         with_pos(s.targets[i].pos, [&] { assign(s.targets[i], values[i], inner); });
       }
-      exec_body(s.body, inner, out);
-      return Flow::kNormal;
+      return exec_body(s.body, inner, out);
     }
     case StmtKind::kScope:
       exec_body(static_cast<const ScopeStmt&>(stmt).body, Scope::child_of(scope), out);
@@ -153,7 +155,8 @@ Renderer::Flow Renderer::exec(const Stmt& stmt, const ScopePtr& scope, std::stri
   return Flow::kNormal;
 }
 
-void Renderer::exec_for(const ForStmt& s, const ScopePtr& scope, const Value& iterable, int depth0, std::string& out) {
+Renderer::Flow Renderer::exec_for(const ForStmt& s, const ScopePtr& scope, const Value& iterable, int depth0,
+                                  std::string& out) {
   std::vector<Value> items = with_pos(s.iter->pos, [&] { return iterate(iterable); });
   if (s.filter) {
     // {% for x in xs if cond %}: filtered before the loop, so loop.index/length count kept items only.
@@ -166,8 +169,8 @@ void Renderer::exec_for(const ForStmt& s, const ScopePtr& scope, const Value& it
     items = std::move(kept);
   }
   if (items.empty()) {
-    exec_body(s.else_body, Scope::child_of(scope), out);
-    return;
+    // The else block runs outside this loop: break/continue there belong to an enclosing loop.
+    return exec_body(s.else_body, Scope::child_of(scope), out);
   }
   auto loop = std::make_shared<LoopState>();
   loop->items = std::move(items);
@@ -188,6 +191,7 @@ void Renderer::exec_for(const ForStmt& s, const ScopePtr& scope, const Value& it
     iteration->set("loop", loop_value);
     if (exec_body(s.body, iteration, out) == Flow::kBreak) break;
   }
+  return Flow::kNormal;
 }
 
 void Renderer::assign(const Target& target, const Value& value, const ScopePtr& scope) {
@@ -261,10 +265,11 @@ Value Renderer::invoke_macro(const MacroDef& def, const ScopePtr& closure, CallA
     frame->set("kwargs", Value(std::shared_ptr<const Dict>(std::move(d))));
   } else if (!kwargs.empty()) {
     if (kwargs.front().first == "caller") {
-      throw_error("TypeError",
-                  "macro '{}' was invoked with two values for the special caller argument. This is most likely a "
-                  "bug.",
-                  def.name);
+      throw_error(
+          "TypeError",
+          "macro '{}' was invoked with two values for the special caller argument. This is most likely a "
+          "bug.",
+          def.name);
     }
     throw_error("TypeError", "macro '{}' takes no keyword argument '{}'", def.name, kwargs.front().first);
   }
@@ -284,7 +289,8 @@ Value Renderer::invoke_macro(const MacroDef& def, const ScopePtr& closure, CallA
     } else if (i >= first_default) {
       frame->set(def.params[i], eval(*def.defaults[i - first_default], frame));
     } else {
-      frame->set(def.params[i], Value::undefined(fmt::format("parameter '{}' was not provided", def.params[i])));
+      frame->set(def.params[i],
+                 Value::undefined(fmt::format("parameter '{}' was not provided", def.params[i])));
     }
   }
   std::string out;
@@ -311,7 +317,8 @@ Value Renderer::call(const Value& callee, CallArgs& args) {
         throw_error("TypeError", "The loop must have the 'recursive' marker to be called recursively.");
       }
       if (args.args.size() != 1 || !args.kwargs.empty()) {
-        throw_error("TypeError", "loop() takes exactly one argument ({} given)", args.args.size() + args.kwargs.size());
+        throw_error("TypeError", "loop() takes exactly one argument ({} given)",
+                    args.args.size() + args.kwargs.size());
       }
       if (call_depth_ >= kMaxCallDepth) throw_error("RecursionError", "maximum recursion depth exceeded");
       ++call_depth_;
@@ -362,12 +369,14 @@ CallArgs Renderer::eval_args(const ArgExprs& a, const ScopePtr& scope) {
   for (const auto& [k, e] : a.kwargs) out.kwargs.emplace_back(k, eval(*e, scope));
   if (a.dyn_args) {
     const Value v = eval(*a.dyn_args, scope);
-    for (Value& item : with_pos(a.dyn_args->pos, [&] { return iterate(v); })) out.args.push_back(std::move(item));
+    for (Value& item : with_pos(a.dyn_args->pos, [&] { return iterate(v); }))
+      out.args.push_back(std::move(item));
   }
   if (a.dyn_kwargs) {
     const Value v = eval(*a.dyn_kwargs, scope);
     with_pos(a.dyn_kwargs->pos, [&] {
-      if (!v.is_dict()) throw_error("TypeError", "argument after ** must be a mapping, not {}", v.type_name());
+      if (!v.is_dict())
+        throw_error("TypeError", "argument after ** must be a mapping, not {}", v.type_name());
       for (const auto& [k, item] : v.dict().entries()) {
         if (!k.is_string()) throw_error("TypeError", "keywords must be strings");
         out.kwargs.emplace_back(k.as_str(), item);
@@ -475,7 +484,8 @@ Value Renderer::eval_inner(const Expr& expr, const ScopePtr& scope) {
       if (truthy(eval(*e.test, scope))) return eval(*e.then, scope);
       if (e.otherwise) return eval(*e.otherwise, scope);
       return Value::undefined(fmt::format(
-          "the inline if-expression on line {} evaluated to false and no else section was defined.", e.pos.line));
+          "the inline if-expression on line {} evaluated to false and no else section was defined.",
+          e.pos.line));
     }
   }
   return Value();

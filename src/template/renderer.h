@@ -38,11 +38,13 @@ class Renderer {
 
   Flow exec_body(const Body& body, const ScopePtr& scope, std::string& out);
   Flow exec(const Stmt& stmt, const ScopePtr& scope, std::string& out);
-  void exec_for(const ForStmt& stmt, const ScopePtr& scope, const Value& iterable, int depth0, std::string& out);
+  Flow exec_for(const ForStmt& stmt, const ScopePtr& scope, const Value& iterable, int depth0,
+                std::string& out);
   void assign(const Target& target, const Value& value, const ScopePtr& scope);
   Value make_macro(const MacroDef& def, const ScopePtr& scope);
   Value invoke_macro(const MacroDef& def, const ScopePtr& closure, CallArgs& args);
-  Value apply_filter_chain(const std::vector<std::unique_ptr<FilterExpr>>& filters, Value input, const ScopePtr& scope);
+  Value apply_filter_chain(const std::vector<std::unique_ptr<FilterExpr>>& filters, Value input,
+                           const ScopePtr& scope);
 
   Value eval(const Expr& expr, const ScopePtr& scope);
   Value eval_inner(const Expr& expr, const ScopePtr& scope);

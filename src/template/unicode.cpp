@@ -137,22 +137,52 @@ bool is_ascii(std::string_view text) {
   return std::all_of(text.begin(), text.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
 
-bool is_space(char32_t cp) { return (flags_of(cp) & kSpace) != 0; }
-bool is_printable(char32_t cp) { return (flags_of(cp) & kPrintable) != 0; }
-bool is_alpha(char32_t cp) { return (flags_of(cp) & kAlpha) != 0; }
-bool is_digit(char32_t cp) { return (flags_of(cp) & kDigit) != 0; }
-bool is_decimal(char32_t cp) { return (flags_of(cp) & kDecimal) != 0; }
-bool is_numeric(char32_t cp) { return (flags_of(cp) & kNumeric) != 0; }
-bool is_lower(char32_t cp) { return (flags_of(cp) & kLower) != 0; }
-bool is_upper(char32_t cp) { return (flags_of(cp) & kUpper) != 0; }
-bool is_title(char32_t cp) { return (flags_of(cp) & kTitle) != 0; }
-bool is_cased(char32_t cp) { return (flags_of(cp) & (kLower | kUpper | kTitle)) != 0; }
-bool is_alnum(char32_t cp) { return (flags_of(cp) & (kAlpha | kDecimal | kDigit | kNumeric)) != 0; }
+bool is_space(char32_t cp) {
+  return (flags_of(cp) & kSpace) != 0;
+}
+bool is_printable(char32_t cp) {
+  return (flags_of(cp) & kPrintable) != 0;
+}
+bool is_alpha(char32_t cp) {
+  return (flags_of(cp) & kAlpha) != 0;
+}
+bool is_digit(char32_t cp) {
+  return (flags_of(cp) & kDigit) != 0;
+}
+bool is_decimal(char32_t cp) {
+  return (flags_of(cp) & kDecimal) != 0;
+}
+bool is_numeric(char32_t cp) {
+  return (flags_of(cp) & kNumeric) != 0;
+}
+bool is_lower(char32_t cp) {
+  return (flags_of(cp) & kLower) != 0;
+}
+bool is_upper(char32_t cp) {
+  return (flags_of(cp) & kUpper) != 0;
+}
+bool is_title(char32_t cp) {
+  return (flags_of(cp) & kTitle) != 0;
+}
+bool is_cased(char32_t cp) {
+  return (flags_of(cp) & (kLower | kUpper | kTitle)) != 0;
+}
+bool is_alnum(char32_t cp) {
+  return (flags_of(cp) & (kAlpha | kDecimal | kDigit | kNumeric)) != 0;
+}
 
-void append_lower(std::u32string& out, char32_t cp) { append_mapped(kLowerMap, out, cp); }
-void append_upper(std::u32string& out, char32_t cp) { append_mapped(kUpperMap, out, cp); }
-void append_title(std::u32string& out, char32_t cp) { append_mapped(kTitleMap, out, cp); }
+void append_lower(std::u32string& out, char32_t cp) {
+  append_mapped(kLowerMap, out, cp);
+}
+void append_upper(std::u32string& out, char32_t cp) {
+  append_mapped(kUpperMap, out, cp);
+}
+void append_title(std::u32string& out, char32_t cp) {
+  append_mapped(kTitleMap, out, cp);
+}
 
-const char* tables_version() { return kUnicodeVersion; }
+const char* tables_version() {
+  return kUnicodeVersion;
+}
 
 }  // namespace tandem::tmpl::unicode

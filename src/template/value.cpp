@@ -89,7 +89,8 @@ void append_sequence(std::string& out, const Sequence& s, int depth) {
 }
 
 void append_str(std::string& out, const Value& v, int depth) {
-  if (depth > kMaxPrintDepth) throw_error("RecursionError", "maximum recursion depth exceeded while printing");
+  if (depth > kMaxPrintDepth)
+    throw_error("RecursionError", "maximum recursion depth exceeded while printing");
   switch (v.kind()) {
     case Value::Kind::kUndefined:
       return;
@@ -184,9 +185,13 @@ bool sequence_equals(const Sequence& a, const Sequence& b) {
 
 }  // namespace
 
-Value Value::list(std::vector<Value> items) { return sequence(std::move(items), SeqKind::kList); }
+Value Value::list(std::vector<Value> items) {
+  return sequence(std::move(items), SeqKind::kList);
+}
 
-Value Value::tuple(std::vector<Value> items) { return sequence(std::move(items), SeqKind::kTuple); }
+Value Value::tuple(std::vector<Value> items) {
+  return sequence(std::move(items), SeqKind::kTuple);
+}
 
 Value Value::iterator(std::vector<Value> items, const char* type_name) {
   auto s = std::make_shared<Sequence>();

@@ -7,11 +7,10 @@
 // is unobservable, except for Namespace (mutable through `{% set ns.attr = ... %}`) and the loop state.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -124,7 +123,9 @@ class Value {
   const std::string& as_str() const { return std::get<Str>(v_).text; }
   const Undefined& as_undefined() const { return std::get<Undefined>(v_); }
   const Sequence& seq() const { return *std::get<std::shared_ptr<const Sequence>>(v_); }
-  const std::shared_ptr<const Sequence>& seq_ptr() const { return std::get<std::shared_ptr<const Sequence>>(v_); }
+  const std::shared_ptr<const Sequence>& seq_ptr() const {
+    return std::get<std::shared_ptr<const Sequence>>(v_);
+  }
   const Dict& dict() const { return *std::get<std::shared_ptr<const Dict>>(v_); }
   Namespace& ns() const { return *std::get<std::shared_ptr<Namespace>>(v_); }
   const Callable& callable() const { return *std::get<std::shared_ptr<const Callable>>(v_); }
@@ -145,11 +146,11 @@ struct Sequence {
   int64_t range_start = 0, range_stop = 0, range_step = 1;  // for kRange (printing only)
 
   // kIterator state. Iterators are consumed through const Values, like any Python object reference.
-  const char* iterator_type = "generator";                      // Python type name
-  const char* generator_name = nullptr;                          // for generators: the function's name
-  mutable std::function<std::vector<Value>()> producer;         // pending generator body
-  mutable std::vector<Value> produced;                           // its output once run
-  mutable size_t cursor = 0;                                     // produced[0, cursor) are consumed
+  const char* iterator_type = "generator";               // Python type name
+  const char* generator_name = nullptr;                  // for generators: the function's name
+  mutable std::function<std::vector<Value>()> producer;  // pending generator body
+  mutable std::vector<Value> produced;                   // its output once run
+  mutable size_t cursor = 0;                             // produced[0, cursor) are consumed
 
   /// kIterator: runs the pending producer if needed; returns all produced items (use `cursor`).
   const std::vector<Value>& iterator_items() const {

@@ -4,11 +4,11 @@
 #pragma once
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <string>
@@ -19,7 +19,9 @@ namespace tandem::tmpl::testing {
 
 using nlohmann::ordered_json;
 
-inline std::string source_dir() { return TANDEM_SOURCE_DIR; }
+inline std::string source_dir() {
+  return TANDEM_SOURCE_DIR;
+}
 
 inline std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -50,8 +52,8 @@ inline ordered_json run_python_oracle(const ordered_json& request) {
   const int status = pclose(pipe);
   std::filesystem::remove(path);
   if (status != 0) {
-    throw std::runtime_error("reference renderer failed (needs /usr/bin/python3 with python3-jinja2): " + cmd +
-                             "\n" + output.substr(0, 4000));
+    throw std::runtime_error("reference renderer failed (needs /usr/bin/python3 with python3-jinja2): " +
+                             cmd + "\n" + output.substr(0, 4000));
   }
   return ordered_json::parse(output);
 }
@@ -102,18 +104,19 @@ inline ::testing::AssertionResult same_outcome(const ordered_json& python, const
   const bool tandem_error = tandem.is_object();
   if (!py_error && !tandem_error) {
     if (python == tandem) return ::testing::AssertionSuccess();
-    return ::testing::AssertionFailure() << first_difference(python.get<std::string>(), tandem.get<std::string>());
+    return ::testing::AssertionFailure()
+           << first_difference(python.get<std::string>(), tandem.get<std::string>());
   }
   if (py_error != tandem_error) {
     return ::testing::AssertionFailure() << "python: " << python.dump() << "\n  tandem: " << tandem.dump();
   }
   if (same_kind && python["type"] != tandem["type"]) {
-    return ::testing::AssertionFailure() << "different error kinds; python: " << python.dump()
-                                         << "\n  tandem: " << tandem.dump();
+    return ::testing::AssertionFailure()
+           << "different error kinds; python: " << python.dump() << "\n  tandem: " << tandem.dump();
   }
   if (python["type"] == "TemplateError" && python["error"] != tandem["error"]) {
-    return ::testing::AssertionFailure() << "raise_exception message differs; python: " << python.dump()
-                                         << "\n  tandem: " << tandem.dump();
+    return ::testing::AssertionFailure()
+           << "raise_exception message differs; python: " << python.dump() << "\n  tandem: " << tandem.dump();
   }
   return ::testing::AssertionSuccess();
 }

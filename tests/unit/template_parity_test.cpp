@@ -19,7 +19,9 @@ struct NamedTemplate {
   std::string source;
 };
 
-std::string shared_data_dir() { return source_dir() + "/../shared/data/chat_templates"; }
+std::string shared_data_dir() {
+  return source_dir() + "/../shared/data/chat_templates";
+}
 
 std::vector<NamedTemplate> all_templates() {
   std::vector<NamedTemplate> out;
@@ -29,7 +31,8 @@ std::vector<NamedTemplate> all_templates() {
       if (entry.is_regular_file() && entry.path().extension() == ".jinja") files.push_back(entry.path());
     }
     std::sort(files.begin(), files.end());
-    for (const auto& f : files) out.push_back({f.lexically_relative(shared_data_dir()).string(), read_file(f.string())});
+    for (const auto& f : files)
+      out.push_back({f.lexically_relative(shared_data_dir()).string(), read_file(f.string())});
   }
   for (const char* package : {"tokenizer-qwen3", "tokenizer-deepseek_v3"}) {
     const std::string path =
@@ -70,7 +73,8 @@ std::vector<Case> all_cases() {
 TEST(TemplateParity, EveryTemplateTimesEveryConversationMatchesPythonJinja) {
   const std::vector<NamedTemplate> templates = all_templates();
   const std::vector<Case> cases = all_cases();
-  ASSERT_EQ(templates.size(), 11u) << "expected 7 HF templates, 2 llama.cpp-modified GLM templates, 2 npm ones";
+  ASSERT_EQ(templates.size(), 11u)
+      << "expected 7 HF templates, 2 llama.cpp-modified GLM templates, 2 npm ones";
   ASSERT_GE(cases.size(), 100u);
 
   ordered_json batch = ordered_json::array();
@@ -104,15 +108,17 @@ TEST(TemplateParity, EveryTemplateTimesEveryConversationMatchesPythonJinja) {
     EXPECT_GE(template_rendered, cases.size() * 3 / 4) << templates[t].name;
   }
   EXPECT_EQ(compared, templates.size() * cases.size());
-  std::printf("[parity] %zu templates x %zu cases = %zu renders compared (%zu rendered, %zu raised in both)\n",
-              templates.size(), cases.size(), compared, rendered, raised);
+  std::printf(
+      "[parity] %zu templates x %zu cases = %zu renders compared (%zu rendered, %zu raised in both)\n",
+      templates.size(), cases.size(), compared, rendered, raised);
 }
 
 // The interpreter must not depend on the key order nlohmann::json imposes: rendering through the json
 // overload sorts keys, which tojson then shows, so callers must use ordered_json. Check both behaviours.
 TEST(TemplateParity, OrderedJsonKeepsKeyOrderAndJsonOverloadSortsIt) {
   const ChatTemplate t = ChatTemplate::parse("{{ tool | tojson }}");
-  const ordered_json ordered = ordered_json::parse(R"({"tool": {"name": "f", "description": "d", "b": 1, "a": 2}})");
+  const ordered_json ordered =
+      ordered_json::parse(R"({"tool": {"name": "f", "description": "d", "b": 1, "a": 2}})");
   EXPECT_EQ(t.render(ordered), R"({"name": "f", "description": "d", "b": 1, "a": 2})");
   const nlohmann::json sorted = nlohmann::json::parse(ordered.dump());
   EXPECT_EQ(t.render(sorted), R"({"a": 2, "b": 1, "description": "d", "name": "f"})");
