@@ -229,3 +229,36 @@ TEST(SpecIsolation, AFailedDraftStepDoesNotAffectTheNextRequest) {
 }
 
 }  // namespace
+
+namespace {
+
+// Preemption by recompute, made certain: 8 requests submitted together into a KV cache that holds about
+// two of them. Each must return exactly what it returns alone, with and without speculation.
+TEST(Preemption, RecomputeUnderKvPressureChangesNoOutput) {
+  const auto dir = test::fixture_model("glm-a");
+  auto be = ops::make_cpu_backend(2);
+  auto m = models::load_model(dir, {.with_draft = true, .draft_quant = {}}, *be);
+  test::Reference ref(dir);
+  auto reqs = greedy_requests(ref, m->config.vocab_size, 6);
+  for (auto& r : reqs) r.max_tokens = 40;
+  for (bool spec : {false, true}) {
+    engine::EngineOptions roomy{.max_running_requests = 8, .kv_cache_tokens = 4096, .max_model_len = 64};
+    roomy.spec = {.enabled = spec, .num_steps = 3};
+    std::vector<std::vector<int32_t>> alone;
+    for (const auto& r : reqs) alone.push_back(generate(*m, *be, roomy, {r}).outputs[0]);
+    engine::EngineOptions tight = roomy;
+    tight.kv_cache_tokens = 128;  // two 64-token contexts for 8 running requests
+    engine::Engine eng(*m, *be, tight);
+    std::vector<std::vector<int32_t>> outs(reqs.size());
+    for (size_t i = 0; i < reqs.size(); ++i)
+      eng.submit(reqs[i], [&outs, i](const engine::RequestOutput& o) {
+        outs[i].insert(outs[i].end(), o.new_tokens.begin(), o.new_tokens.end());
+      });
+    eng.run_until_idle();
+    EXPECT_GT(eng.snapshot().counters.preemptions, 0) << "spec=" << spec;
+    EXPECT_EQ(eng.snapshot().kv_blocks_used, 0);
+    for (size_t i = 0; i < reqs.size(); ++i) EXPECT_EQ(outs[i], alone[i]) << "spec=" << spec << " request " << i;
+  }
+}
+
+}  // namespace
