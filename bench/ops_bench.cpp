@@ -110,6 +110,41 @@ BENCHMARK_CAPTURE(BM_Linear, fp8_gemm_4096x4096, DType::kF8E4M3, 4096, 4096)
     ->ComputeStatistics("min", best_of)
     ->ComputeStatistics("max", most_of);
 
+// GEMV over many distinct small weights (the shapes of a decode step: q/o, experts, shared experts) whose
+// total, 384 MiB, is far above the LLC, one call per weight as a decode step issues them. Per-call costs
+// (thread wake-up, prefetch ramp, horizontal sums) show here and not in the single large GEMV above.
+void BM_LinearMany(benchmark::State& state, int64_t out, int64_t in) {
+  const int64_t n = (int64_t{384} << 20) / (out * in * 2);
+  std::vector<Linear> ws;
+  ws.reserve(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ws.emplace_back(out, in, DType::kBF16, static_cast<uint32_t>(100 + i));
+  Buffer x(DType::kF32, {1, in}), y(DType::kF32, {1, out});
+  fill_f32(x, 2);
+  for (auto _ : state) {
+    for (const Linear& l : ws) backend().linear(x.view(), l.lw, y.view());
+    benchmark::DoNotOptimize(y.ptr<float>());
+  }
+  const double bytes = static_cast<double>(n * out * in * 2);
+  state.counters["calls"] = static_cast<double>(n);
+  state.counters["weight_GBps"] =
+      benchmark::Counter(bytes * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(BM_LinearMany, bf16_512x1024, 512, 1024)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ComputeStatistics("min", best_of)
+    ->ComputeStatistics("max", most_of);
+BENCHMARK_CAPTURE(BM_LinearMany, bf16_1024x512, 1024, 512)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ComputeStatistics("min", best_of)
+    ->ComputeStatistics("max", most_of);
+BENCHMARK_CAPTURE(BM_LinearMany, bf16_2048x1024, 2048, 1024)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->ComputeStatistics("min", best_of)
+    ->ComputeStatistics("max", most_of);
+
 // Routed experts of a GLM-4.5-Air-like layer scaled down: 32 experts of H 2048, I 768 in bf16, top-8.
 void BM_MoeExperts(benchmark::State& state) {
   const int64_t T = state.range(0), E = 32, H = 2048, I = 768;
@@ -137,7 +172,7 @@ void BM_MoeExperts(benchmark::State& state) {
   for (int64_t e = 0; e < E; ++e)
     if (used[e]) bytes += static_cast<double>(lin[3 * e].lw.nbytes() * 3);
   for (auto _ : state) {
-    backend().moe_experts(x.view(), ids.view(), w.view(), experts, out.view());
+    backend().moe_experts(x.view(), ids.view(), w.view(), experts, nullptr, out.view());
     benchmark::DoNotOptimize(out.ptr<float>());
   }
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * bytes));

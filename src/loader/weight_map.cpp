@@ -57,15 +57,6 @@ int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
 
-// Bytes a linear reads per pass. Not LinearWeight::nbytes(): an empty Tensor has rank 0, so numel() 1, and
-// would count 4 phantom bytes for a missing scale or bias.
-size_t linear_bytes(const ops::LinearWeight& lw) {
-  size_t n = 0;
-  for (const Tensor* t : {&lw.weight, &lw.scale, &lw.bias})
-    if (!t->empty()) n += t->nbytes();
-  return n;
-}
-
 }  // namespace
 
 WeightMap::WeightMap(const Checkpoint& ckpt, const QuantConfig& quant) : ckpt_(ckpt), quant_(quant) {
@@ -169,7 +160,7 @@ ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int6
     }
     if (errors_.size() != errors_before) return {};
     lw.weight = usable_view(*w);
-    records_.push_back({prefix, w->dtype, ops::WeightQuant::kNone, false, linear_bytes(lw)});
+    records_.push_back({prefix, w->dtype, ops::WeightQuant::kNone, false, lw.nbytes()});
     return lw;
   }
 
@@ -249,7 +240,7 @@ ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int6
     lw.block_in = bi;
     owned_.push_back(std::move(scale));
   }
-  records_.push_back({prefix, w->dtype, lw.quant, load == LinearLoad::kDequantize, linear_bytes(lw)});
+  records_.push_back({prefix, w->dtype, lw.quant, load == LinearLoad::kDequantize, lw.nbytes()});
   return lw;
 }
 

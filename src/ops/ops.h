@@ -93,6 +93,14 @@ class Backend {
   /// y[T, out] = x[T, in] @ W^T + b. x, y f32. The weight is read once per call, whatever T is.
   virtual void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) = 0;
 
+  /// ys[i] = x @ ws[i]^T + b_i for every i: several projections of the same x (q/k/v, gate/up) in one
+  /// pass. Each result is what linear() gives. The default runs linear() for each.
+  virtual void linears(const Tensor& x, std::span<const LinearWeight* const> ws, std::span<const Tensor> ys);
+
+  /// out[T, H] = down(silu(gate(x)) * up(x)): a dense MLP. x, out f32 [T, H], separate. The default
+  /// composes linears, silu_mul and linear.
+  virtual void mlp(const Tensor& x, const MlpWeights& w, const Tensor& out);
+
   /// out[n, H] = table[ids[i], :] as f32. ids must be < V (checked).
   virtual void embedding(std::span<const int32_t> ids, const Tensor& table, const Tensor& out) = 0;
 
@@ -124,10 +132,11 @@ class Backend {
   virtual void moe_route(const Tensor& logits, const Tensor& correction_bias, const MoeRouting& routing,
                          const Tensor& topk_ids, const Tensor& topk_weights) = 0;
 
-  /// out[T, H] += sum_k topk_weights[t, k] * experts[topk_ids[t, k]](x[t]). Each selected expert's
-  /// weights are read once per call (its tokens are batched).
+  /// out[T, H] += sum_k topk_weights[t, k] * experts[topk_ids[t, k]](x[t]) (+ shared(x[t]) after the
+  /// routed sum when `shared` is non-null). Each selected expert's weights are read once per call (its
+  /// tokens are batched).
   virtual void moe_experts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                           std::span<const MlpWeights> experts, const Tensor& out) = 0;
+                           std::span<const MlpWeights> experts, const MlpWeights* shared, const Tensor& out) = 0;
 
   /// Copies a device tensor to host memory of the same size (plain memcpy on the CPU backend).
   virtual void to_host(const Tensor& src, void* dst) = 0;

@@ -1,5 +1,7 @@
 #include "server/native_api.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -213,12 +215,16 @@ class GenerateStream : public EventStream {
     if (ended_) return false;
     std::vector<ChoiceDelta> deltas;
     g_->wait(deltas, std::chrono::milliseconds(100));
+    // An event carries the choice's cumulative state (SGLang's framing), so several deltas that arrived
+    // together become one event: rendering each of them from the current state would repeat the final
+    // text and show finish_reason on an event that is not the last.
+    std::vector<int> changed;
     for (const auto& d : deltas) {
-      const ChoiceState& s = g_->choice(d.choice);
-      if (s.finish_reason == "error") continue;
+      if (g_->choice(d.choice).finish_reason == "error") continue;
       if (d.text.empty() && !d.finished && d.token_end == d.token_begin) continue;
-      out += sse_event(result_json(ctx_, *g_, d.choice, req_));
+      if (std::find(changed.begin(), changed.end(), d.choice) == changed.end()) changed.push_back(d.choice);
     }
+    for (int c : changed) out += sse_event(result_json(ctx_, *g_, c, req_));
     if (!g_->done()) return true;
     if (std::string e = g_->first_error(); !e.empty())
       out += sse_event(ApiError(500, fmt::format("generation failed: {}", e), "", "internal_error").to_json());

@@ -48,7 +48,8 @@ struct Tensor {
 
   bool empty() const { return data == nullptr; }
   int64_t numel() const { return shape.numel(); }
-  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  /// Bytes of the data; 0 for an empty (data-less) tensor.
+  size_t nbytes() const { return data ? static_cast<size_t>(numel()) * dtype_size(dtype) : 0; }
   int64_t dim(int i) const { return shape[i]; }
   int rank() const { return shape.rank; }
   template <typename T>

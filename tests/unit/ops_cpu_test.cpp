@@ -290,6 +290,50 @@ TEST_P(CpuOps, LinearIsIdenticalAcrossThreadsAndBatchSizes) {
   }
 }
 
+// Several projections of one x in one pass (q/k/v) give the bits of separate linear calls.
+TEST_P(CpuOps, LinearsEqualSeparateLinears) {
+  Rng rng(5);
+  for (const LinearSpec& spec : linear_specs()) {
+    const int64_t in = 300;
+    TestLinear a = make_linear(rng, 70, in, spec), b = make_linear(rng, 16, in, spec), c = make_linear(rng, 5, in, spec);
+    for (int64_t T : {1, 6}) {
+      std::vector<float> x = rng.vec(T * in);
+      std::vector<float> ya(T * 70), yb(T * 16), yc(T * 5), ra(ya.size()), rb(yb.size()), rc(yc.size());
+      const LinearWeight* ws[] = {&a.lw, &b.lw, &c.lw};
+      const Tensor ys[] = {view(ya, {T, 70}), view(yb, {T, 16}), view(yc, {T, 5})};
+      for (Backend* be : {single_.get(), many_.get()}) {
+        be->linears(view(x, {T, in}), ws, ys);
+        backend_->linear(view(x, {T, in}), a.lw, view(ra, {T, 70}));
+        backend_->linear(view(x, {T, in}), b.lw, view(rb, {T, 16}));
+        backend_->linear(view(x, {T, in}), c.lw, view(rc, {T, 5}));
+        EXPECT_EQ(0, std::memcmp(ya.data(), ra.data(), ya.size() * 4)) << spec_name(spec) << " T=" << T;
+        EXPECT_EQ(0, std::memcmp(yb.data(), rb.data(), yb.size() * 4)) << spec_name(spec) << " T=" << T;
+        EXPECT_EQ(0, std::memcmp(yc.data(), rc.data(), yc.size() * 4)) << spec_name(spec) << " T=" << T;
+      }
+    }
+  }
+}
+
+// Batches whose staged x exceeds the per-thread bound run in token groups, each streaming the weights
+// again; every token still gets the bits of a single-token call.
+TEST_P(CpuOps, LinearLargeBatchesRunInTokenGroupsWithSameBits) {
+  Rng rng(6);
+  for (const LinearSpec& spec : linear_specs()) {
+    const int64_t in = 1100, out = 11, T = 1000;  // T * in > 2^20 staged floats
+    TestLinear w = make_linear(rng, out, in, spec);
+    std::vector<float> x = rng.vec(T * in), y(static_cast<size_t>(T * out)), yt(y.size());
+    many_->linear(view(x, {T, in}), w.lw, view(y, {T, out}));
+    for (int64_t t = 0; t < T; t += 97)
+      many_->linear(Tensor{x.data() + t * in, {1, in}, DType::kF32}, w.lw,
+                    Tensor{yt.data() + t * out, {1, out}, DType::kF32});
+    for (int64_t t = 0; t < T; t += 97)
+      EXPECT_EQ(0, std::memcmp(y.data() + t * out, yt.data() + t * out, out * 4)) << spec_name(spec) << " t=" << t;
+    std::vector<double> ref, mag;
+    reference_linear(w, std::vector<float>(x.begin(), x.begin() + 3 * in), 3, ref, mag);
+    expect_close(std::vector<float>(y.begin(), y.begin() + 3 * out), ref, mag, 1e-5, spec_name(spec));
+  }
+}
+
 TEST_P(CpuOps, LinearAcceptsHigherRankActivations) {
   Rng rng(4);
   TestLinear w = make_linear(rng, 12, 20, {.w_dtype = DType::kBF16});
@@ -765,27 +809,82 @@ TEST_P(CpuOps, MoeExpertsMatchReference) {
       }
       const std::vector<float> out0 = out;
       const Tensor id_t{ids.data(), {T, K}, DType::kI32};
-      backend_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, view(out, {T, H}));
+      backend_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, nullptr, view(out, {T, H}));
       std::vector<double> ref, mag;
       reference_moe(ex, x, ids, w, K, out0, ref, mag);
       expect_close(out, ref, mag, 1e-5, fmt::format("{} T={}", spec_name(spec), T));
 
       // Same bits with 1 thread, 3 threads, one token at a time, and in 2-token chunks.
       std::vector<float> o1 = out0, o3 = out0, ot = out0, oc = out0;
-      single_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, view(o1, {T, H}));
-      many_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, view(o3, {T, H}));
+      single_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, nullptr, view(o1, {T, H}));
+      many_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, nullptr, view(o3, {T, H}));
       for (int64_t t = 0; t < T; ++t)
         many_->moe_experts(Tensor{x.data() + t * H, {1, H}, DType::kF32},
                            Tensor{ids.data() + t * K, {1, K}, DType::kI32},
-                           Tensor{w.data() + t * K, {1, K}, DType::kF32}, ex.mlp,
+                           Tensor{w.data() + t * K, {1, K}, DType::kF32}, ex.mlp, nullptr,
                            Tensor{ot.data() + t * H, {1, H}, DType::kF32});
       ThreadPool pool(2);
       const cpu::CpuContext ctx{&pool, &cpu::kernel_table(GetParam())};
-      cpu::moe_experts(ctx, view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, view(oc, {T, H}), 2 * K * I);
+      cpu::moe_experts(ctx, view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, nullptr, view(oc, {T, H}), 2 * K * I);
       EXPECT_EQ(0, std::memcmp(out.data(), o1.data(), out.size() * 4)) << "1 thread, T=" << T;
       EXPECT_EQ(0, std::memcmp(out.data(), o3.data(), out.size() * 4)) << "3 threads, T=" << T;
       EXPECT_EQ(0, std::memcmp(out.data(), ot.data(), out.size() * 4)) << "per token, T=" << T;
       EXPECT_EQ(0, std::memcmp(out.data(), oc.data(), out.size() * 4)) << "2-token chunks, T=" << T;
+    }
+  }
+}
+
+// Shared experts fused into the routed pass: every token takes them with weight 1, added after the routed
+// sum, with the same bits as a second call that routes every token to them.
+TEST_P(CpuOps, MoeExpertsWithSharedExpertsAddThemLast) {
+  Rng rng(15);
+  const int64_t E = 5, H = 40, I = 24, Is = 36;
+  const int K = 2;
+  TestExperts ex = make_experts(rng, E, H, I, {.w_dtype = DType::kBF16});
+  TestExperts sh = make_experts(rng, 1, H, Is, {.w_dtype = DType::kBF16, .has_bias = false});
+  for (int64_t T : {1, 6}) {
+    std::vector<float> x = rng.vec(T * H), w = rng.vec(T * K, 0.1f, 1.0f), out0 = rng.vec(T * H);
+    std::vector<int32_t> ids(T * K), ids0(T, 0);
+    for (int64_t t = 0; t < T; ++t) {
+      ids[t * K] = rng.integer(0, E - 1);
+      ids[t * K + 1] = (ids[t * K] + rng.integer(1, E - 1)) % E;
+    }
+    std::vector<float> ones(T, 1.0f);
+    const Tensor id_t{ids.data(), {T, K}, DType::kI32}, id0{ids0.data(), {T, 1}, DType::kI32};
+    std::vector<float> fused = out0, two = out0;
+    backend_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, &sh.mlp[0], view(fused, {T, H}));
+    backend_->moe_experts(view(x, {T, H}), id_t, view(w, {T, K}), ex.mlp, nullptr, view(two, {T, H}));
+    backend_->moe_experts(view(x, {T, H}), id0, view(ones, {T, 1}), sh.mlp, nullptr, view(two, {T, H}));
+    EXPECT_EQ(0, std::memcmp(fused.data(), two.data(), fused.size() * 4)) << "T=" << T;
+
+    std::vector<double> ref1, mag1, ref, mag;
+    reference_moe(ex, x, ids, w, K, out0, ref1, mag1);
+    const std::vector<float> mid(ref1.begin(), ref1.end());
+    reference_moe(sh, x, ids0, ones, 1, mid, ref, mag);
+    for (size_t i = 0; i < mag.size(); ++i) mag[i] += mag1[i];
+    expect_close(fused, ref, mag, 1e-5, fmt::format("shared T={}", T));
+  }
+}
+
+// The fused MLP (one pass per weight, silu inside) gives the bits of the composition linear, linear,
+// silu_mul, linear, and matches a double reference.
+TEST_P(CpuOps, MlpEqualsItsCompositionAndReference) {
+  Rng rng(16);
+  for (const LinearSpec& spec :
+       {LinearSpec{.w_dtype = DType::kBF16, .has_bias = false},
+        LinearSpec{.w_dtype = DType::kF8E4M3, .quant = WeightQuant::kFp8Block, .block_out = 16, .block_in = 16}}) {
+    const int64_t H = 45, I = 70;
+    TestExperts m = make_experts(rng, 1, H, I, spec);
+    for (int64_t T : {1, 7}) {
+      std::vector<float> x = rng.vec(T * H), fused = rng.vec(T * H), composed(fused.size());
+      backend_->mlp(view(x, {T, H}), m.mlp[0], view(fused, {T, H}));
+      backend_->Backend::mlp(view(x, {T, H}), m.mlp[0], view(composed, {T, H}));
+      EXPECT_EQ(0, std::memcmp(fused.data(), composed.data(), fused.size() * 4)) << spec_name(spec) << " T=" << T;
+      std::vector<int32_t> ids(T, 0);
+      std::vector<float> ones(T, 1.0f), zeros(T * H, 0.0f);
+      std::vector<double> ref, mag;
+      reference_moe(m, x, ids, ones, 1, zeros, ref, mag);
+      expect_close(fused, ref, mag, 1e-5, fmt::format("mlp {} T={}", spec_name(spec), T));
     }
   }
 }
@@ -796,7 +895,7 @@ TEST_P(CpuOps, MoeExpertsRejectsUnknownExpert) {
   std::vector<float> x(8), w = {1.0f}, out(8);
   std::vector<int32_t> ids = {2};
   EXPECT_THROW(backend_->moe_experts(view(x, {1, 8}), Tensor{ids.data(), {1, 1}, DType::kI32},
-                                     view(w, {1, 1}), ex.mlp, view(out, {1, 8})),
+                                     view(w, {1, 1}), ex.mlp, nullptr, view(out, {1, 8})),
                Error);
 }
 

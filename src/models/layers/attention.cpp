@@ -14,18 +14,20 @@ void attention_forward(const StepContext& ctx, const AttentionOptions& opt, cons
   Buffer k = be.alloc(DType::kF32, {T, Hkv, D});   // [T, Hkv, D]
   Buffer v = be.alloc(DType::kF32, {T, Hkv, D});   // [T, Hkv, D]
   Buffer gate;                                     // [T, Hq, D], with output_gate
+  Buffer qg;                                       // [T * Hq, 2D], with output_gate
+  if (opt.output_gate) qg = be.alloc(DType::kF32, {T * Hq, 2 * D});
+  {
+    // q_proj rows are laid out per head as [q(D) | gate(D)] with output_gate (Qwen3-Next gated attention).
+    const ops::LinearWeight* ws[] = {&w.q_proj, &w.k_proj, &w.v_proj};
+    const Tensor ys[] = {opt.output_gate ? qg.view().reshape({T, Hq * 2 * D}) : q.view().reshape({T, Hq * D}),
+                         k.view().reshape({T, Hkv * D}), v.view().reshape({T, Hkv * D})};
+    be.linears(x, ws, ys);
+  }
   if (opt.output_gate) {
-    // q_proj rows are laid out per head as [q(D) | gate(D)] (Qwen3-Next gated attention).
-    Buffer qg = be.alloc(DType::kF32, {T * Hq, 2 * D});  // [T * Hq, 2D]
-    be.linear(x, w.q_proj, qg.view().reshape({T, Hq * 2 * D}));
     gate = be.alloc(DType::kF32, {T, Hq, D});
     be.copy_cols(qg.view(), 0, q.view().reshape({T * Hq, D}), 0, D);
     be.copy_cols(qg.view(), D, gate.view().reshape({T * Hq, D}), 0, D);
-  } else {
-    be.linear(x, w.q_proj, q.view().reshape({T, Hq * D}));
   }
-  be.linear(x, w.k_proj, k.view().reshape({T, Hkv * D}));
-  be.linear(x, w.v_proj, v.view().reshape({T, Hkv * D}));
 
   if (opt.qk_norm) {
     const Tensor qr = q.view().reshape({T * Hq, D});

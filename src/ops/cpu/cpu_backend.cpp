@@ -25,6 +25,10 @@ class CpuBackend final : public Backend {
   void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) override {
     cpu::linear(ctx_, x, w, y);
   }
+  void linears(const Tensor& x, std::span<const LinearWeight* const> ws, std::span<const Tensor> ys) override {
+    cpu::linears(ctx_, x, ws, ys);
+  }
+  void mlp(const Tensor& x, const MlpWeights& w, const Tensor& out) override { cpu::mlp(ctx_, x, w, out); }
   void embedding(std::span<const int32_t> ids, const Tensor& table, const Tensor& out) override {
     cpu::embedding(ctx_, ids, table, out);
   }
@@ -52,8 +56,8 @@ class CpuBackend final : public Backend {
     cpu::moe_route(ctx_, logits, correction_bias, routing, topk_ids, topk_weights);
   }
   void moe_experts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                   std::span<const MlpWeights> experts, const Tensor& out) override {
-    cpu::moe_experts(ctx_, x, topk_ids, topk_weights, experts, out);
+                   std::span<const MlpWeights> experts, const MlpWeights* shared, const Tensor& out) override {
+    cpu::moe_experts(ctx_, x, topk_ids, topk_weights, experts, shared, out);
   }
   void to_host(const Tensor& src, void* dst) override { std::memcpy(dst, src.data, src.nbytes()); }
 

@@ -35,8 +35,11 @@ void moe_route(const CpuContext& ctx, const Tensor& logits, const Tensor& correc
 /// batches run in token chunks, each reading the selected experts once.
 inline constexpr int64_t kMoeMaxHiddenFloats = int64_t{1} << 25;
 void moe_experts(const CpuContext& ctx, const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
-                 std::span<const MlpWeights> experts, const Tensor& out,
+                 std::span<const MlpWeights> experts, const MlpWeights* shared, const Tensor& out,
                  int64_t max_hidden_floats = kMoeMaxHiddenFloats);
+/// Backend::mlp: the dense MLP as one expert that every token takes with weight 1.
+void mlp(const CpuContext& ctx, const Tensor& x, const MlpWeights& w, const Tensor& out,
+         int64_t max_hidden_floats = kMoeMaxHiddenFloats);
 
 /// Grain for parallel_for over n items of `item_cost` units of work each, so that a thread gets at least
 /// ~64K units (below that, waking a worker costs more than the work).

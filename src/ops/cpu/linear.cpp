@@ -119,50 +119,99 @@ LinearProblem PreparedLinear::problem(const float* x, int64_t x_ld, const int32_
   return p;
 }
 
-void run_linear(const CpuContext& ctx, const LinearProblem& p) {
-  if (p.n_tokens == 0) return;
-  // Row units are whole row tiles of every ISA, so thread boundaries never split a tile.
+void run_linears(const CpuContext& ctx, std::span<const LinearProblem> ps) {
+  if (ps.empty() || ps[0].n_tokens == 0) return;
+  const int64_t n_tokens = ps[0].n_tokens;
+  // Row units are whole row tiles of every ISA, so thread boundaries never split a tile. Units of all
+  // problems are numbered one after another: problem i owns [unit_begin[i], unit_begin[i + 1]).
   constexpr int64_t kRowUnit = 16;
   // Below this many multiply-adds per thread, waking workers costs more than it saves.
   constexpr int64_t kMinWorkPerThread = int64_t{1} << 16;
-  const int64_t row_units = ceil_div(p.out, kRowUnit);
+  std::vector<int64_t> unit_begin(ps.size() + 1, 0);
+  int64_t work = 0;  // multiply-adds of all row units, per token
+  for (size_t i = 0; i < ps.size(); ++i) {
+    TANDEM_CHECK(ps[i].n_tokens == n_tokens, "run_linears: problems differ in token count");
+    unit_begin[i + 1] = unit_begin[i] + ceil_div(ps[i].out, kRowUnit);
+    work += ceil_div(ps[i].out, kRowUnit) * kRowUnit * ps[i].in;
+  }
+  const int64_t row_units = unit_begin.back();
   const int threads = ctx.pool->size();
   int64_t tok_parts = 1;
-  if (row_units < threads) tok_parts = std::min(ceil_div(p.n_tokens, 4), ceil_div(threads, row_units));
-  const int64_t tok_per_part = ceil_div(p.n_tokens, tok_parts);
+  if (row_units < threads) tok_parts = std::min(ceil_div(n_tokens, 4), ceil_div(threads, row_units));
+  const int64_t tok_per_part = ceil_div(n_tokens, tok_parts);
   const int64_t units = row_units * tok_parts;
-  const int64_t work_per_unit = kRowUnit * p.in * tok_per_part;
-  const int64_t grain = std::max<int64_t>(1, kMinWorkPerThread / std::max<int64_t>(work_per_unit, 1));
+  const int64_t work_per_unit = std::max<int64_t>(1, work / row_units * tok_per_part);
+  const int64_t grain = std::max<int64_t>(1, kMinWorkPerThread / work_per_unit);
   const LinearRowsFn fn = ctx.kernels->linear_rows;
   ctx.pool->parallel_for(units, grain, [&](int64_t ub, int64_t ue) {
     for (int64_t u = ub; u < ue;) {
-      // Consecutive units of one token part form one row range, so a thread streams its rows in one pass.
-      const int64_t part = u / row_units;
-      const int64_t run_end = std::min(ue, (part + 1) * row_units);
-      const int64_t r0 = (u - part * row_units) * kRowUnit;
-      const int64_t r1 = std::min(p.out, (run_end - part * row_units) * kRowUnit);
-      const int64_t t0 = part * tok_per_part, t1 = std::min(p.n_tokens, t0 + tok_per_part);
+      // Consecutive units of one problem and token part form one row range, streamed in one pass.
+      const int64_t part = u / row_units, ru = u - part * row_units;
+      const size_t i = static_cast<size_t>(
+          std::upper_bound(unit_begin.begin(), unit_begin.end(), ru) - unit_begin.begin() - 1);
+      const int64_t run_end = std::min(ue, part * row_units + unit_begin[i + 1]);
+      const LinearProblem& p = ps[i];
+      const int64_t r0 = (ru - unit_begin[i]) * kRowUnit;
+      const int64_t r1 = std::min(p.out, (run_end - part * row_units - unit_begin[i]) * kRowUnit);
+      const int64_t t0 = part * tok_per_part, t1 = std::min(n_tokens, t0 + tok_per_part);
       if (t0 < t1) fn(p, r0, r1, t0, t1);
       u = run_end;
     }
   });
 }
 
-void linear(const CpuContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& y) {
-  const PreparedLinear pl(w, "linear");
+void run_linear(const CpuContext& ctx, const LinearProblem& p) {
+  run_linears(ctx, {&p, 1});
+}
+
+namespace {
+
+/// x as the [T, in] rows of a linear whose y is `y`; T from x's leading dimension.
+int64_t check_linear_shapes(const Tensor& x, const PreparedLinear& pl, const Tensor& y, const Tensor& w,
+                            std::string_view what) {
   const int64_t in = pl.in(), out = pl.out();
   // Rows are the leading dimension; the rest of each row must hold exactly `in` (or `out`) values, so
   // callers may pass [T, heads, D] views without reshaping.
   const int64_t T = x.rank() >= 1 ? x.dim(0) : 0;
   TANDEM_CHECK(x.dtype == DType::kF32 && x.rank() >= 2 && x.numel() == T * in,
-               "linear: x must be f32 [T, {}], got {} {}", in, dtype_name(x.dtype), x.shape.str());
+               "{}: x must be f32 [T, {}], got {} {}", what, in, dtype_name(x.dtype), x.shape.str());
   TANDEM_CHECK(y.dtype == DType::kF32 && y.rank() >= 2 && y.dim(0) == T && y.numel() == T * out,
-               "linear: y must be f32 [{}, {}] for x {} and weight {}, got {} {}", T, out, x.shape.str(),
-               w.weight.shape.str(), dtype_name(y.dtype), y.shape.str());
+               "{}: y must be f32 [{}, {}] for x {} and weight {}, got {} {}", what, T, out, x.shape.str(),
+               w.shape.str(), dtype_name(y.dtype), y.shape.str());
   const char* xb = static_cast<const char*>(x.data);
   const char* yb = static_cast<const char*>(y.data);
-  TANDEM_CHECK(T == 0 || xb + x.nbytes() <= yb || yb + y.nbytes() <= xb, "linear: y must not overlap x");
-  run_linear(ctx, pl.problem(x.ptr<const float>(), in, nullptr, T, y.ptr<float>(), out, 0));
+  TANDEM_CHECK(T == 0 || xb + x.nbytes() <= yb || yb + y.nbytes() <= xb, "{}: y must not overlap x", what);
+  return T;
+}
+
+}  // namespace
+
+void linears(const CpuContext& ctx, const Tensor& x, std::span<const LinearWeight* const> ws,
+             std::span<const Tensor> ys) {
+  TANDEM_CHECK(ws.size() == ys.size(), "linears: {} weights for {} outputs", ws.size(), ys.size());
+  std::vector<PreparedLinear> pls;
+  std::vector<LinearProblem> ps;
+  pls.reserve(ws.size());
+  for (size_t i = 0; i < ws.size(); ++i) {
+    pls.emplace_back(*ws[i], "linears");
+    const int64_t T = check_linear_shapes(x, pls[i], ys[i], ws[i]->weight, "linears");
+    TANDEM_CHECK(pls[i].in() == pls[0].in(), "linears: weights differ in in_features ({} vs {})", pls[i].in(),
+                 pls[0].in());
+    for (size_t j = 0; j < i; ++j) {
+      const char* a = static_cast<const char*>(ys[i].data);
+      const char* b = static_cast<const char*>(ys[j].data);
+      TANDEM_CHECK(T == 0 || a + ys[i].nbytes() <= b || b + ys[j].nbytes() <= a, "linears: outputs {} and {} overlap",
+                   j, i);
+    }
+    ps.push_back(pls[i].problem(x.ptr<const float>(), pls[i].in(), nullptr, T, ys[i].ptr<float>(), pls[i].out(), 0));
+  }
+  run_linears(ctx, ps);
+}
+
+void linear(const CpuContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& y) {
+  const PreparedLinear pl(w, "linear");
+  const int64_t T = check_linear_shapes(x, pl, y, w.weight, "linear");
+  run_linear(ctx, pl.problem(x.ptr<const float>(), pl.in(), nullptr, T, y.ptr<float>(), pl.out(), 0));
 }
 
 }  // namespace tandem::ops::cpu

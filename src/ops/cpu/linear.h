@@ -1,6 +1,7 @@
 // Linear layers on the CPU: validation of a LinearWeight, and the threaded driver over the ISA kernel.
 #pragma once
 
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -33,8 +34,17 @@ class PreparedLinear {
 /// there are fewer row blocks than threads). Results do not depend on the split (see LinearRowsFn).
 void run_linear(const CpuContext& ctx, const LinearProblem& p);
 
+/// run_linear for several problems of the same token count in one parallel loop: their rows are split
+/// across threads together, so small projections (q, k, v) neither wait on each other nor leave a thread
+/// idle at the end of each one.
+void run_linears(const CpuContext& ctx, std::span<const LinearProblem> ps);
+
 /// y[T, out] = x[T, in] @ W^T + b (Backend::linear).
 void linear(const CpuContext& ctx, const Tensor& x, const LinearWeight& w, const Tensor& y);
+
+/// ys[i] = x @ ws[i]^T + b_i for every i, in one pass (Backend::linears).
+void linears(const CpuContext& ctx, const Tensor& x, std::span<const LinearWeight* const> ws,
+             std::span<const Tensor> ys);
 
 /// Converts n floats of any float dtype to f32.
 void to_f32(const Tensor& t, float* dst);

@@ -13,6 +13,8 @@ struct Avx2 {
   using Reg = __m256;
   static constexpr int kLanes = 8;
   static constexpr int kRowTile = 4;
+  static constexpr int kRowTileWide = 4;
+  static constexpr bool kPairedBf16 = false;
   static constexpr int kTokTile = 2;
   static constexpr float kF8Unit = 256.0f;  // see linear_avx512.cpp: e4m3 goes through f16
 

@@ -27,6 +27,8 @@ struct Scalar {
   using Reg = Lanes;
   static constexpr int kLanes = kScalarLanes;
   static constexpr int kRowTile = 4;
+  static constexpr int kRowTileWide = 4;
+  static constexpr bool kPairedBf16 = false;
   static constexpr int kTokTile = 2;
   static constexpr float kF8Unit = 1.0f;
 
