@@ -242,7 +242,7 @@ TEST_P(CpuOps, LinearMatchesReferenceForEveryDtypeAndOddShape) {
   Rng rng(1);
   for (const LinearSpec& spec : linear_specs())
     for (int64_t in : {1, 7, 33, 257, 1000})
-      for (int64_t T : {1, 3, 17}) {
+      for (int64_t T : {1, 2, 3, 17}) {  // token tiles of 1, 2, 3 and 4 (+1)
         const int64_t out = 37;
         TestLinear w = make_linear(rng, out, in, spec);
         std::vector<float> x = rng.vec(T * in), y(static_cast<size_t>(T * out));
