@@ -21,10 +21,35 @@ void chunk_range(int64_t n, int chunks, int index, int64_t* b, int64_t* e) {
   *b = index * base + std::min<int64_t>(index, rem);
   *e = *b + base + (index < rem ? 1 : 0);
 }
+
+uint64_t pack(int64_t front, int64_t back) {
+  return static_cast<uint64_t>(front) << 32 | static_cast<uint64_t>(back);
+}
+
+/// Claims items from the front (the chunk's owner) or the back (any other thread) of a chunk's unclaimed
+/// range: half of what is left, at least `piece`. False when nothing is left.
+bool claim(std::atomic<uint64_t>& range, bool from_front, int64_t piece, int64_t* b, int64_t* e) {
+  uint64_t v = range.load(std::memory_order_relaxed);
+  for (;;) {
+    const auto front = static_cast<int64_t>(v >> 32), back = static_cast<int64_t>(v & 0xffffffffu);
+    if (front >= back) return false;
+    const int64_t take = std::min(back - front, std::max(piece, (back - front) / 2));
+    const uint64_t next = from_front ? pack(front + take, back) : pack(front, back - take);
+    if (range.compare_exchange_weak(v, next, std::memory_order_relaxed)) {
+      *b = from_front ? front : back - take;
+      *e = *b + take;
+      return true;
+    }
+  }
+}
+
+int resolve_threads(int n_threads) {
+  return n_threads > 0 ? n_threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
 }  // namespace
 
-ThreadPool::ThreadPool(int n_threads) {
-  if (n_threads <= 0) n_threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+ThreadPool::ThreadPool(int n_threads) : chunks_(static_cast<size_t>(resolve_threads(n_threads))) {
+  n_threads = resolve_threads(n_threads);
   for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
@@ -52,13 +77,57 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     job_ = &fn;
     job_n_ = n;
     job_chunks_ = chunks;
+    job_piece_ = 0;
     pending_.store(chunks - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
+  run(0, fn);
+  wait_done();
+}
+
+void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain, int64_t piece,
+                                       const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(grain, 1);
+  const int chunks = static_cast<int>(std::min<int64_t>(size(), (n + grain - 1) / grain));
+  if (chunks <= 1 || n > int64_t{0xffffffff}) {  // ranges are packed in 32 bits
+    parallel_for(n, grain, fn);
+    return;
+  }
+  std::lock_guard<std::mutex> call_lock(call_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    job_ = &fn;
+    job_n_ = n;
+    job_chunks_ = chunks;
+    job_piece_ = std::max<int64_t>(piece, 1);
+    for (int c = 0; c < chunks; ++c) {
+      int64_t b, e;
+      chunk_range(n, chunks, c, &b, &e);
+      chunks_[static_cast<size_t>(c)].range.store(pack(b, e), std::memory_order_relaxed);
+    }
+    pending_.store(chunks - 1, std::memory_order_relaxed);
+    generation_.fetch_add(1, std::memory_order_release);
+  }
+  start_cv_.notify_all();
+  run(0, fn);
+  wait_done();
+}
+
+void ThreadPool::run(int index, const std::function<void(int64_t, int64_t)>& fn) {
   int64_t b, e;
-  chunk_range(n, chunks, 0, &b, &e);
-  fn(b, e);
+  if (job_piece_ == 0) {
+    chunk_range(job_n_, job_chunks_, index, &b, &e);
+    fn(b, e);
+    return;
+  }
+  while (claim(chunks_[static_cast<size_t>(index)].range, true, job_piece_, &b, &e)) fn(b, e);
+  for (int k = 1; k < job_chunks_; ++k)
+    while (claim(chunks_[static_cast<size_t>((index + k) % job_chunks_)].range, false, job_piece_, &b, &e)) fn(b, e);
+}
+
+void ThreadPool::wait_done() {
   for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
   if (pending_.load(std::memory_order_acquire) != 0) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -71,7 +140,6 @@ void ThreadPool::worker_loop(int index) {
   for (;;) {
     for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();
     const std::function<void(int64_t, int64_t)>* job;
-    int64_t n;
     int chunks;
     {
       std::unique_lock<std::mutex> lock(mu_);
@@ -79,13 +147,10 @@ void ThreadPool::worker_loop(int index) {
       if (stop_) return;
       seen = generation_.load(std::memory_order_acquire);
       job = job_;
-      n = job_n_;
       chunks = job_chunks_;
     }
     if (index < chunks) {
-      int64_t b, e;
-      chunk_range(n, chunks, index, &b, &e);
-      (*job)(b, e);
+      run(index, *job);
       if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
         std::lock_guard<std::mutex> lock(mu_);
         done_cv_.notify_all();

@@ -26,7 +26,24 @@ class ThreadPool {
   /// per thread (the caller's thread takes the first). Blocks until all chunks are done. fn must not throw.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
+  /// Like parallel_for, but balanced for loops whose time per item varies from thread to thread (streaming
+  /// weights from memory, where a core's share of the bus and its start-up delay decide its speed): each
+  /// thread works through its own chunk front to back in pieces, the first half of it, then half of what
+  /// is left, down to `piece` items; a thread done with its chunk takes pieces from the back of the others'.
+  /// fn may therefore be called several times per thread, on disjoint ranges that together cover [0, n)
+  /// exactly once. Threads finish within about one piece of each other instead of one thread's
+  /// slowness. fn must not throw.
+  void parallel_for_balanced(int64_t n, int64_t grain, int64_t piece,
+                             const std::function<void(int64_t, int64_t)>& fn);
+
  private:
+  /// Unclaimed items [front, back) of one thread's chunk, packed as front << 32 | back.
+  struct alignas(64) Chunk {
+    std::atomic<uint64_t> range{0};
+  };
+
+  void run(int index, const std::function<void(int64_t, int64_t)>& fn);
+  void wait_done();
   void worker_loop(int index);
 
   std::vector<std::thread> workers_;
@@ -36,6 +53,8 @@ class ThreadPool {
   const std::function<void(int64_t, int64_t)>* job_ = nullptr;
   int64_t job_n_ = 0;
   int job_chunks_ = 0;
+  int64_t job_piece_ = 0;  // > 0: a balanced job over chunks_
+  std::vector<Chunk> chunks_;
   std::atomic<uint64_t> generation_{0};
   std::atomic<int> pending_{0};
   bool stop_ = false;

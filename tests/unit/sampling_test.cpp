@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -15,6 +16,30 @@ TEST(Sampler, GreedyIsArgmaxLowestIndexOnTies) {
   p.temperature = 0.0f;
   Rng rng(1);
   EXPECT_EQ(sample(l, p, rng), 1);
+}
+
+TEST(Sampler, ArgmaxAgreesWithMaxElementOnTiesSignedZerosAndNans) {
+  const float nan = std::nanf("");
+  std::vector<std::vector<float>> rows = {
+      {3.0f},
+      {nan, 5.0f, 1.0f},                       // a NaN first is never beaten (max_element's rule)
+      {1.0f, nan, 7.0f, nan, 7.0f},            // NaNs elsewhere are skipped; the first 7 wins
+      {-0.0f, 0.0f, -1.0f},                    // -0 and +0 tie: the first
+      {-5.0f, -3.0f, -3.0f, -4.0f, -9.0f, -3.0f, -8.0f, -7.0f, -6.0f, -3.0f, -2.0f},
+  };
+  uint32_t s = 7;
+  for (size_t n : {8u, 9u, 15u, 16u, 17u, 1000u, 16387u}) {  // every lane of the 8-way split, and tails
+    std::vector<float> v(n);
+    for (float& x : v) {
+      s = s * 1664525u + 1013904223u;
+      x = static_cast<float>(s >> 20) / 64.0f;  // coarse values: many ties
+    }
+    rows.push_back(v);
+    v[n - 1] = 1e9f;  // the maximum in the tail
+    rows.push_back(v);
+  }
+  for (const auto& r : rows)
+    EXPECT_EQ(argmax(r), std::max_element(r.begin(), r.end()) - r.begin()) << "row of " << r.size();
 }
 
 TEST(Sampler, TopKTopPMinPRestrictTheDistribution) {

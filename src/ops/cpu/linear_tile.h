@@ -68,15 +68,27 @@ inline float row_scale(const LinearProblem& p, int64_t o) {
   return p.quant == WeightQuant::kFp8Channel ? p.scale[o] : p.scale[0];
 }
 
+/// Offset from a row's start to prefetch for `ahead` bytes into it. When a thread streams its rows one tile
+/// after another (wrap_at = the row's bytes), past the row's end it moves on to the same row of the next
+/// R-row tile (a tile's rows are contiguous), so short rows keep a DRAM latency of lead across tiles instead
+/// of starting each cold; the last tile of a range prefetches a little it won't read. Panels of many rows
+/// revisit their tiles once per token tile and pass wrap_at = INT64_MAX (no wrap: that costs prefill ~25%).
+template <int R>
+int64_t next_tile_offset(int64_t ahead, int64_t wrap_at, int64_t row_bytes) {
+  return ahead < wrap_at ? ahead : ahead + (R - 1) * row_bytes;
+}
+
 /// sums[t * R + r] = dot(x row t, W row o0 + r) over input columns [c0, c1).
 template <class V, DType WT, int R, int TT>
-void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c0, int64_t c1, float* sums) {
+void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c0, int64_t c1, int64_t wrap_at,
+           float* sums) {
   using Reg = typename V::Reg;
   constexpr int L = V::kLanes;
   constexpr int64_t kBytes = weight_bytes<WT>();
+  const int64_t row_bytes = p.in * kBytes;
   const char* wr[R];
 #pragma GCC unroll 16
-  for (int r = 0; r < R; ++r) wr[r] = static_cast<const char*>(p.w) + (o0 + r) * p.in * kBytes;
+  for (int r = 0; r < R; ++r) wr[r] = static_cast<const char*>(p.w) + (o0 + r) * row_bytes;
   Reg acc[R][TT];
 #pragma GCC unroll 16
   for (int r = 0; r < R; ++r)
@@ -88,6 +100,7 @@ void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c
     // x rows are staged in paired order and zero-padded to whole 2L blocks, so even the tail loads whole
     // x registers; the weight tail is a masked (zero-filled) load.
     for (; i + 2 * L <= c1; i += 2 * L) {
+      const int64_t pf = next_tile_offset<R>(i * kBytes + kPairedPrefetchBytesPerToken * TT, wrap_at, row_bytes);
       Reg xe[TT], xo[TT];
 #pragma GCC unroll 16
       for (int t = 0; t < TT; ++t) {
@@ -96,7 +109,7 @@ void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c
       }
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        __builtin_prefetch(wr[r] + i * kBytes + kPairedPrefetchBytesPerToken * TT);
+        __builtin_prefetch(wr[r] + pf);
         Reg we, wo;
         V::load_bf16_pair(wr[r], i, we, wo);
 #pragma GCC unroll 16
@@ -126,9 +139,10 @@ void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c
       for (int t = 0; t < TT; ++t) xv[t] = V::load_x(xr[t] + i);
       // One prefetch per 64-byte line of each row (an iteration reads L * kBytes bytes of it).
       const bool prefetch = L * kBytes >= 64 || ((i * kBytes) & 63) < L * kBytes;
+      const int64_t pf = next_tile_offset<R>(i * kBytes + kPrefetchBytes, wrap_at, row_bytes);
 #pragma GCC unroll 16
       for (int r = 0; r < R; ++r) {
-        if (prefetch) __builtin_prefetch(wr[r] + i * kBytes + kPrefetchBytes);
+        if (prefetch) __builtin_prefetch(wr[r] + pf);
         const Reg w = V::template load_w<WT>(wr[r], i);
 #pragma GCC unroll 16
         for (int t = 0; t < TT; ++t) acc[r][t] = V::fma(w, xv[t], acc[r][t]);
@@ -155,20 +169,21 @@ void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c
 
 template <class V, DType WT, int R>
 void micro_tokens(int tt, const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c0, int64_t c1,
+                  int64_t wrap_at,
                   float* sums) {
   static_assert(V::kTokTile <= 4, "token tiles above 4 need more cases here");
   switch (tt) {
     case 1:
-      micro<V, WT, R, 1>(p, xr, o0, c0, c1, sums);
+      micro<V, WT, R, 1>(p, xr, o0, c0, c1, wrap_at, sums);
       break;
     case 2:
-      if constexpr (V::kTokTile >= 2) micro<V, WT, R, 2>(p, xr, o0, c0, c1, sums);
+      if constexpr (V::kTokTile >= 2) micro<V, WT, R, 2>(p, xr, o0, c0, c1, wrap_at, sums);
       break;
     case 3:
-      if constexpr (V::kTokTile >= 3 && R <= V::kRowTileWide) micro<V, WT, R, 3>(p, xr, o0, c0, c1, sums);
+      if constexpr (V::kTokTile >= 3 && R <= V::kRowTileWide) micro<V, WT, R, 3>(p, xr, o0, c0, c1, wrap_at, sums);
       break;
     default:
-      if constexpr (V::kTokTile >= 4 && R <= V::kRowTileWide) micro<V, WT, R, 4>(p, xr, o0, c0, c1, sums);
+      if constexpr (V::kTokTile >= 4 && R <= V::kRowTileWide) micro<V, WT, R, 4>(p, xr, o0, c0, c1, wrap_at, sums);
       break;
   }
 }
@@ -182,13 +197,13 @@ constexpr int row_tile(int tt) {
 /// sums for nr rows from o0 (nr is row_tile(tt), or 1 for the rows left over at the end of a range).
 template <class V, DType WT>
 void micro_rows(int nr, int tt, const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c0,
-                int64_t c1, float* sums) {
+                int64_t c1, int64_t wrap_at, float* sums) {
   if (nr == V::kRowTile)
-    micro_tokens<V, WT, V::kRowTile>(tt, p, xr, o0, c0, c1, sums);
+    micro_tokens<V, WT, V::kRowTile>(tt, p, xr, o0, c0, c1, wrap_at, sums);
   else if (nr == V::kRowTileWide)
-    micro_tokens<V, WT, V::kRowTileWide>(tt, p, xr, o0, c0, c1, sums);
+    micro_tokens<V, WT, V::kRowTileWide>(tt, p, xr, o0, c0, c1, wrap_at, sums);
   else
-    micro_tokens<V, WT, 1>(tt, p, xr, o0, c0, c1, sums);
+    micro_tokens<V, WT, 1>(tt, p, xr, o0, c0, c1, wrap_at, sums);
 }
 
 /// Floats of one staged x row in paired order: `in` rounded up to whole 2L blocks.
@@ -240,7 +255,9 @@ void scale_x_for_block(const LinearProblem& p, int64_t out_block, int64_t t0, in
 template <class V, DType WT>
 void rows_group(const LinearProblem& p, int64_t r0, int64_t r1, int64_t t0, int64_t t1) {
   constexpr int TT = V::kTokTile;
-  const int64_t panel = (t1 - t0) <= TT ? row_tile<V>(static_cast<int>(t1 - t0)) : kPanelRows;
+  const bool streaming = (t1 - t0) <= TT;  // a panel is one row tile: rows are read once, tile after tile
+  const int64_t panel = streaming ? row_tile<V>(static_cast<int>(t1 - t0)) : kPanelRows;
+  const int64_t wrap_at = streaming ? p.in * weight_bytes<WT>() : INT64_MAX;
   const bool block = WT == DType::kF8E4M3 && p.quant == WeightQuant::kFp8Block;
   const bool per_row_scale = WT == DType::kF8E4M3 && !block;
   thread_local std::vector<float> xs;  // [t1 - t0, xs_ld] x staged in paired order or block-scaled
@@ -271,7 +288,7 @@ void rows_group(const LinearProblem& p, int64_t r0, int64_t r1, int64_t t0, int6
           xr[j] = xs_ld ? xs.data() + (t + j - t0) * xs_ld : p.x + (p.x_rows ? p.x_rows[t + j] : t + j) * p.x_ld;
         for (int64_t o = pb; o < pe;) {
           const int nr = pe - o >= R ? R : 1;
-          micro_rows<V, WT>(nr, tt, p, xr, o, c0, c1, sums);
+          micro_rows<V, WT>(nr, tt, p, xr, o, c0, c1, wrap_at, sums);
           for (int j = 0; j < tt; ++j) {
             float* y = p.y + (t + j) * p.y_ld + (o - p.y_col0);
             for (int r = 0; r < nr; ++r) y[r] = c0 == 0 ? sums[j * nr + r] : y[r] + sums[j * nr + r];

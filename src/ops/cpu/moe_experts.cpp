@@ -3,8 +3,9 @@
 // with one expert that every token takes with weight 1.
 //
 // Tokens are grouped by expert, so each selected expert's weights stream from memory once per call and
-// serve all its tokens through the linear kernel. Two parallel phases, each one parallel_for over rows of
-// all active experts at once (so T = 1 with K big experts keeps every thread busy):
+// serve all its tokens through the linear kernel. Two parallel phases, each one balanced parallel loop over
+// rows of all active experts at once (so T = 1 with K big experts keeps every thread busy, and a thread
+// that streams faster takes units off the other's end instead of waiting for it):
 //   1. units (expert, block of I rows): a thread takes its consecutive units of an expert as one row range
 //      and streams gate rows, then up rows, for the expert's tokens; then h = silu(g) * u.
 //   2. units (block of H rows): for every active expert in order (routed by ascending id, then shared),
@@ -78,7 +79,8 @@ void run_batch(const CpuContext& ctx, const float* x, int64_t H, const ExpertBat
   std::vector<float> h(static_cast<size_t>(b.h_floats()));  // per active expert: [n, I] silu(gate) * up
 
   const LinearRowsFn fn = ctx.kernels->linear_rows;
-  ctx.pool->parallel_for(b.units1(), grain_for(2 * kRowBlock * H), [&](int64_t ub, int64_t ue) {
+  const int64_t grain1 = grain_for(2 * kRowBlock * H);
+  ctx.pool->parallel_for_balanced(b.units1(), grain1, std::max<int64_t>(1, grain1 / 4), [&](int64_t ub, int64_t ue) {
     size_t a = std::upper_bound(active.begin(), active.end(), ub,
                                 [](int64_t u, const ActiveExpert& ex) { return u < ex.unit_begin; }) -
                active.begin() - 1;
@@ -107,7 +109,8 @@ void run_batch(const CpuContext& ctx, const float* x, int64_t H, const ExpertBat
 
   const int64_t units2 = (H + kRowBlock - 1) / kRowBlock;
   const int64_t cost2 = kRowBlock * std::max<int64_t>(b.h_floats(), 1);
-  ctx.pool->parallel_for(units2, grain_for(cost2), [&](int64_t ub, int64_t ue) {
+  const int64_t grain2 = grain_for(cost2);
+  ctx.pool->parallel_for_balanced(units2, grain2, std::max<int64_t>(1, grain2 / 4), [&](int64_t ub, int64_t ue) {
     const int64_t r0 = ub * kRowBlock, r1 = std::min(H, ue * kRowBlock), nr = r1 - r0;
     for (size_t a = 0; a < active.size(); ++a) {
       const ActiveExpert& ex = active[a];
