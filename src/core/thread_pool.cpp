@@ -64,6 +64,16 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  dispatch(n, grain, 0, fn);
+}
+
+void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain, int64_t piece,
+                                       const std::function<void(int64_t, int64_t)>& fn) {
+  // Claimed ranges are packed in 32 bits; a longer loop (none in tandem) is split statically.
+  dispatch(n, grain, n <= int64_t{0xffffffff} ? std::max<int64_t>(piece, 1) : 0, fn);
+}
+
+void ThreadPool::dispatch(int64_t n, int64_t grain, int64_t piece, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int chunks = static_cast<int>(std::min<int64_t>(size(), (n + grain - 1) / grain));
@@ -77,42 +87,23 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
     job_ = &fn;
     job_n_ = n;
     job_chunks_ = chunks;
-    job_piece_ = 0;
+    job_piece_ = piece;
+    if (piece > 0)
+      for (int c = 0; c < chunks; ++c) {
+        int64_t b, e;
+        chunk_range(n, chunks, c, &b, &e);
+        chunks_[static_cast<size_t>(c)].range.store(pack(b, e), std::memory_order_relaxed);
+      }
     pending_.store(chunks - 1, std::memory_order_relaxed);
     generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
   run(0, fn);
-  wait_done();
-}
-
-void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain, int64_t piece,
-                                       const std::function<void(int64_t, int64_t)>& fn) {
-  if (n <= 0) return;
-  grain = std::max<int64_t>(grain, 1);
-  const int chunks = static_cast<int>(std::min<int64_t>(size(), (n + grain - 1) / grain));
-  if (chunks <= 1 || n > int64_t{0xffffffff}) {  // ranges are packed in 32 bits
-    parallel_for(n, grain, fn);
-    return;
+  for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
+  if (pending_.load(std::memory_order_acquire) != 0) {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
   }
-  std::lock_guard<std::mutex> call_lock(call_mu_);
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    job_ = &fn;
-    job_n_ = n;
-    job_chunks_ = chunks;
-    job_piece_ = std::max<int64_t>(piece, 1);
-    for (int c = 0; c < chunks; ++c) {
-      int64_t b, e;
-      chunk_range(n, chunks, c, &b, &e);
-      chunks_[static_cast<size_t>(c)].range.store(pack(b, e), std::memory_order_relaxed);
-    }
-    pending_.store(chunks - 1, std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
-  }
-  start_cv_.notify_all();
-  run(0, fn);
-  wait_done();
 }
 
 void ThreadPool::run(int index, const std::function<void(int64_t, int64_t)>& fn) {
@@ -125,14 +116,6 @@ void ThreadPool::run(int index, const std::function<void(int64_t, int64_t)>& fn)
   while (claim(chunks_[static_cast<size_t>(index)].range, true, job_piece_, &b, &e)) fn(b, e);
   for (int k = 1; k < job_chunks_; ++k)
     while (claim(chunks_[static_cast<size_t>((index + k) % job_chunks_)].range, false, job_piece_, &b, &e)) fn(b, e);
-}
-
-void ThreadPool::wait_done() {
-  for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
-  if (pending_.load(std::memory_order_acquire) != 0) {
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_.load(std::memory_order_acquire) == 0; });
-  }
 }
 
 void ThreadPool::worker_loop(int index) {

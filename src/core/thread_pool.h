@@ -42,8 +42,9 @@ class ThreadPool {
     std::atomic<uint64_t> range{0};
   };
 
+  /// Both loops: piece 0 splits [0, n) statically, piece > 0 balances (see parallel_for_balanced).
+  void dispatch(int64_t n, int64_t grain, int64_t piece, const std::function<void(int64_t, int64_t)>& fn);
   void run(int index, const std::function<void(int64_t, int64_t)>& fn);
-  void wait_done();
   void worker_loop(int index);
 
   std::vector<std::thread> workers_;
