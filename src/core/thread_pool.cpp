@@ -9,6 +9,9 @@ namespace {
 // microseconds each, which at batch 1 is a large share of the step. Threads therefore spin briefly on the
 // job counter before they block (and block again once the pool is idle).
 constexpr int kSpinIterations = 20000;
+// A balanced loop's smallest piece is grain / kPiecesPerGrain items: small enough that threads end close
+// together, large enough (a quarter of the work worth waking a thread for) that claiming stays cheap.
+constexpr int64_t kPiecesPerGrain = 4;
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -49,8 +52,7 @@ int resolve_threads(int n_threads) {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : chunks_(static_cast<size_t>(resolve_threads(n_threads))) {
-  n_threads = resolve_threads(n_threads);
-  for (int i = 1; i < n_threads; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+  for (int i = 1; i < static_cast<int>(chunks_.size()); ++i) workers_.emplace_back([this, i] { worker_loop(i); });
 }
 
 ThreadPool::~ThreadPool() {
@@ -64,18 +66,18 @@ ThreadPool::~ThreadPool() {
 }
 
 void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
-  dispatch(n, grain, 0, fn);
+  dispatch(n, grain, false, fn);
 }
 
-void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain, int64_t piece,
-                                       const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::parallel_for_balanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
   // Claimed ranges are packed in 32 bits; a longer loop (none in tandem) is split statically.
-  dispatch(n, grain, n <= int64_t{0xffffffff} ? std::max<int64_t>(piece, 1) : 0, fn);
+  dispatch(n, grain, n <= int64_t{0xffffffff}, fn);
 }
 
-void ThreadPool::dispatch(int64_t n, int64_t grain, int64_t piece, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::dispatch(int64_t n, int64_t grain, bool balanced, const std::function<void(int64_t, int64_t)>& fn) {
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
+  const int64_t piece = balanced ? std::max<int64_t>(1, grain / kPiecesPerGrain) : 0;
   const int chunks = static_cast<int>(std::min<int64_t>(size(), (n + grain - 1) / grain));
   if (chunks <= 1) {
     fn(0, n);

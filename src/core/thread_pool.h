@@ -29,12 +29,11 @@ class ThreadPool {
   /// Like parallel_for, but balanced for loops whose time per item varies from thread to thread (streaming
   /// weights from memory, where a core's share of the bus and its start-up delay decide its speed): each
   /// thread works through its own chunk front to back in pieces, the first half of it, then half of what
-  /// is left, down to `piece` items; a thread done with its chunk takes pieces from the back of the others'.
-  /// fn may therefore be called several times per thread, on disjoint ranges that together cover [0, n)
-  /// exactly once. Threads finish within about one piece of each other instead of one thread's
-  /// slowness. fn must not throw.
-  void parallel_for_balanced(int64_t n, int64_t grain, int64_t piece,
-                             const std::function<void(int64_t, int64_t)>& fn);
+  /// is left, down to a quarter of `grain` (kPiecesPerGrain); a thread done with its chunk takes pieces
+  /// from the back of the others'. fn may therefore be called several times per thread, on disjoint ranges
+  /// that together cover [0, n) exactly once. Threads finish within about one piece of each other instead
+  /// of one thread's slowness. fn must not throw.
+  void parallel_for_balanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:
   /// Unclaimed items [front, back) of one thread's chunk, packed as front << 32 | back.
@@ -42,8 +41,8 @@ class ThreadPool {
     std::atomic<uint64_t> range{0};
   };
 
-  /// Both loops: piece 0 splits [0, n) statically, piece > 0 balances (see parallel_for_balanced).
-  void dispatch(int64_t n, int64_t grain, int64_t piece, const std::function<void(int64_t, int64_t)>& fn);
+  /// Both loops: parallel_for when !balanced, else parallel_for_balanced.
+  void dispatch(int64_t n, int64_t grain, bool balanced, const std::function<void(int64_t, int64_t)>& fn);
   void run(int index, const std::function<void(int64_t, int64_t)>& fn);
   void worker_loop(int index);
 

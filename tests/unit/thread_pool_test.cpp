@@ -30,10 +30,9 @@ TEST(ThreadPool, EveryLoopCoversEachItemOnce) {
   for (int threads : {1, 2, 3, 4}) {
     ThreadPool pool(threads);
     for (int64_t n : {1, 2, 3, 7, 64, 1000, 100003})
-      for (int64_t grain : {1, 3, 100}) {
+      for (int64_t grain : {1, 3, 8, 20, 100, 4000}) {  // balanced pieces of 1, 1, 2, 5, 25 and 1000 items
         expect_each_item_once(n, [&](auto fn) { pool.parallel_for(n, grain, fn); });
-        for (int64_t piece : {1, 2, 5, 1000})
-          expect_each_item_once(n, [&](auto fn) { pool.parallel_for_balanced(n, grain, piece, fn); });
+        expect_each_item_once(n, [&](auto fn) { pool.parallel_for_balanced(n, grain, fn); });
       }
   }
 }
@@ -45,7 +44,7 @@ TEST(ThreadPool, BalancedLoopMovesWorkOffASlowThread) {
   std::mutex mu;
   std::vector<std::pair<int64_t, int64_t>> worker_ranges;
   expect_each_item_once(n, [&](auto count) {
-    pool.parallel_for_balanced(n, 1, 1, [&](int64_t b, int64_t e) {
+    pool.parallel_for_balanced(n, 1, [&](int64_t b, int64_t e) {
       if (std::this_thread::get_id() == caller) {
         std::this_thread::sleep_for(std::chrono::milliseconds(1) * (e - b));
       } else {

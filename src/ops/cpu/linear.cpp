@@ -144,7 +144,7 @@ void run_linears(const CpuContext& ctx, std::span<const LinearProblem> ps) {
   const int64_t grain = std::max<int64_t>(1, kMinWorkPerThread / work_per_unit);
   const LinearRowsFn fn = ctx.kernels->linear_rows;
   // Balanced: a thread that finishes early takes units from the other's end (see ThreadPool).
-  ctx.pool->parallel_for_balanced(units, grain, std::max<int64_t>(1, grain / 4), [&](int64_t ub, int64_t ue) {
+  ctx.pool->parallel_for_balanced(units, grain, [&](int64_t ub, int64_t ue) {
     for (int64_t u = ub; u < ue;) {
       // Consecutive units of one problem and token part form one row range, streamed in one pass.
       const int64_t part = u / row_units, ru = u - part * row_units;

@@ -169,8 +169,7 @@ void micro(const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c
 
 template <class V, DType WT, int R>
 void micro_tokens(int tt, const LinearProblem& p, const float* const* xr, int64_t o0, int64_t c0, int64_t c1,
-                  int64_t wrap_at,
-                  float* sums) {
+                  int64_t wrap_at, float* sums) {
   static_assert(V::kTokTile <= 4, "token tiles above 4 need more cases here");
   switch (tt) {
     case 1:

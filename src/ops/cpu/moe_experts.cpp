@@ -79,8 +79,7 @@ void run_batch(const CpuContext& ctx, const float* x, int64_t H, const ExpertBat
   std::vector<float> h(static_cast<size_t>(b.h_floats()));  // per active expert: [n, I] silu(gate) * up
 
   const LinearRowsFn fn = ctx.kernels->linear_rows;
-  const int64_t grain1 = grain_for(2 * kRowBlock * H);
-  ctx.pool->parallel_for_balanced(b.units1(), grain1, std::max<int64_t>(1, grain1 / 4), [&](int64_t ub, int64_t ue) {
+  ctx.pool->parallel_for_balanced(b.units1(), grain_for(2 * kRowBlock * H), [&](int64_t ub, int64_t ue) {
     size_t a = std::upper_bound(active.begin(), active.end(), ub,
                                 [](int64_t u, const ActiveExpert& ex) { return u < ex.unit_begin; }) -
                active.begin() - 1;
@@ -109,8 +108,7 @@ void run_batch(const CpuContext& ctx, const float* x, int64_t H, const ExpertBat
 
   const int64_t units2 = (H + kRowBlock - 1) / kRowBlock;
   const int64_t cost2 = kRowBlock * std::max<int64_t>(b.h_floats(), 1);
-  const int64_t grain2 = grain_for(cost2);
-  ctx.pool->parallel_for_balanced(units2, grain2, std::max<int64_t>(1, grain2 / 4), [&](int64_t ub, int64_t ue) {
+  ctx.pool->parallel_for_balanced(units2, grain_for(cost2), [&](int64_t ub, int64_t ue) {
     const int64_t r0 = ub * kRowBlock, r1 = std::min(H, ue * kRowBlock), nr = r1 - r0;
     for (size_t a = 0; a < active.size(); ++a) {
       const ActiveExpert& ex = active[a];
