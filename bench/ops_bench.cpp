@@ -204,8 +204,11 @@ void BM_AttentionDecode(benchmark::State& state) {
     seqs.push_back({s, 1, static_cast<int32_t>(n_ctx - 1), table.data() + s * blocks_per_seq});
   Buffer q(DType::kF32, {n_seqs, Hq, D}), o(DType::kF32, {n_seqs, Hq, D});
   fill_f32(q, 6);
+  std::vector<int32_t> pos(static_cast<size_t>(n_seqs), static_cast<int32_t>(n_ctx - 1));
+  Arena arena(backend().allocator());
+  const StepState step = backend().begin_step(BatchDesc{.positions = pos, .seqs = seqs, .block_size = block}, arena);
   for (auto _ : state) {
-    backend().attention(q.view(), kv, seqs, 0.088f, o.view());
+    backend().attention(q.view(), kv, step, 0.088f, o.view());
     benchmark::DoNotOptimize(o.ptr<float>());
   }
   const double bytes = 2.0 * n_seqs * n_ctx * Hkv * D * sizeof(float);

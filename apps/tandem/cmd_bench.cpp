@@ -10,10 +10,13 @@
 #include <random>
 #include <thread>
 
+#include "ops/backends.h"
 #include "commands.h"
 #include "core/thread_pool.h"
 #include "engine/engine.h"
 #include "kv/block_table.h"
+#include "kv/kv_dtype.h"
+#include "kv_flags.h"
 #include "ops/cpu/probe.h"
 #include "spec_flags.h"
 
@@ -26,6 +29,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 struct BenchFlags {
   ModelFlags model;
+  KvFlags kv;  // --kv-cache-dtype
   int prompt_len = 128;
   int decode_tokens = 64;
   int repeats = 3;
@@ -61,8 +65,8 @@ struct DecodeResult {
 };
 
 DecodeResult run_decode(models::LoadedModel& m, ops::Backend& be, const engine::SpecOptions& spec,
-                        const std::vector<std::vector<int32_t>>& prompts, int decode_tokens) {
-  engine::EngineOptions eo{.max_running_requests = 1, .kv_cache_tokens = 8192};
+                        const std::vector<std::vector<int32_t>>& prompts, int decode_tokens, DType kv_dtype) {
+  engine::EngineOptions eo{.max_running_requests = 1, .kv_cache_tokens = 8192, .kv_cache_dtype = kv_dtype};
   eo.spec = spec;
   engine::Engine eng(m, be, eo);
   DecodeResult r;
@@ -91,15 +95,16 @@ DecodeResult run_decode(models::LoadedModel& m, ops::Backend& be, const engine::
     completion += last.completion_tokens;
   }
   r.tokens_per_s = r.tokens / decode_time;
-  r.mean_accept_length = verify > 0 ? static_cast<double>(completion) / verify : 0.0;
+  r.mean_accept_length = spec::accept_length(completion, verify);
   return r;
 }
 
 /// Seconds for one target forward of `rows` new tokens after a cached context of `ctx` tokens.
-double time_forward(models::LoadedModel& m, ops::Backend& be, int ctx, int rows, int repeats) {
+double time_forward(models::LoadedModel& m, ops::Backend& be, int ctx, int rows, int repeats, DType kv_dtype) {
   kv::BlockAllocator alloc(1024);
   kv::KvCache cache(be, {.n_layers = m.target->n_kv_layers(), .n_blocks = 1024, .block_size = 16,
-                         .n_kv_heads = m.config.num_key_value_heads, .head_dim = m.config.head_dim});
+                         .n_kv_heads = m.config.num_key_value_heads, .head_dim = m.config.head_dim,
+                         .dtype = kv_dtype});
   kv::BlockTable table(16);
   table.ensure(alloc, ctx + rows);
   std::vector<int32_t> toks(rows), pos(rows), logit_rows(rows);
@@ -108,9 +113,11 @@ double time_forward(models::LoadedModel& m, ops::Backend& be, int ctx, int rows,
   for (int i = 0; i < rows; ++i) toks[i] = (17 * i + 3) % m.config.vocab_size;
   const ops::SeqSlice s{.token_begin = 0, .n_tokens = rows, .start_pos = ctx, .block_table = table.blocks().data()};
   double best = 1e30;
+  Arena arena(be.allocator());
   for (int r = 0; r < repeats + 1; ++r) {
+    arena.reset();
     const auto t0 = Clock::now();
-    (void)m.target->forward(be, cache, {.tokens = toks, .positions = pos, .seqs = {&s, 1}, .logit_rows = logit_rows});
+    (void)m.target->forward(be, arena, cache, {.tokens = toks, .positions = pos, .seqs = {&s, 1}, .logit_rows = logit_rows});
     if (r > 0) best = std::min(best, seconds_since(t0));  // first run warms caches and pages
   }
   return best;
@@ -118,8 +125,11 @@ double time_forward(models::LoadedModel& m, ops::Backend& be, int ctx, int rows,
 
 int run_bench(const BenchFlags& f) {
   f.model.validate();
+  engine::EngineOptions kv_opts;
+  f.kv.apply(kv_opts);
+  const DType kv_dtype = kv_opts.kv_cache_dtype;
   const int threads = f.model.threads > 0 ? f.model.threads : static_cast<int>(std::thread::hardware_concurrency());
-  auto be = ops::make_cpu_backend(threads);
+  auto be = ops::make_backend(f.model.device, threads);
   models::LoadOptions lo = f.model.load_options();
   lo.with_draft = true;
   auto m = models::load_model(f.model.model, lo, *be);
@@ -130,24 +140,26 @@ int run_bench(const BenchFlags& f) {
   const double peak_gflops = ops::cpu::measure_peak_gflops(pool);
 
   const size_t bytes_per_token = m->target->active_bytes_per_token();
-  const double prefill_s = time_forward(*m, *be, 0, f.prompt_len, f.repeats);
+  const double prefill_s = time_forward(*m, *be, 0, f.prompt_len, f.repeats, kv_dtype);
   const double prefill_tps = f.prompt_len / prefill_s;
   // FLOPs of a prefill: 2 per weight element read per token (attention scores excluded, stated).
   const double prefill_gflops = 2.0 * (bytes_per_token / 2.0) * f.prompt_len / prefill_s / 1e9;
 
   const int K = f.model.spec_num_steps;
-  const double step1 = time_forward(*m, *be, 64, 1, 5 * f.repeats);
-  const double stepk = time_forward(*m, *be, 64, K + 1, 5 * f.repeats);
+  const double step1 = time_forward(*m, *be, 64, 1, 5 * f.repeats, kv_dtype);
+  const double stepk = time_forward(*m, *be, 64, K + 1, 5 * f.repeats, kv_dtype);
 
   const auto prompts = bench_prompts(*m, 8, f.prompt_len);
-  const DecodeResult plain = run_decode(*m, *be, {.enabled = false, .num_steps = K}, prompts, f.decode_tokens);
+  const DecodeResult plain =
+      run_decode(*m, *be, {.enabled = false, .num_steps = K}, prompts, f.decode_tokens, kv_dtype);
   DecodeResult spec;
-  if (m->draft) spec = run_decode(*m, *be, {.enabled = true, .num_steps = K}, prompts, f.decode_tokens);
+  if (m->draft) spec = run_decode(*m, *be, {.enabled = true, .num_steps = K}, prompts, f.decode_tokens, kv_dtype);
 
   const double achieved_gbs = bytes_per_token * plain.tokens_per_s / 1e9;
   nlohmann::ordered_json j;
   j["model"] = m->checkpoint->dir().string();
   j["threads"] = threads;
+  j["kv_cache_dtype"] = kv::kv_cache_dtype_name(kv_dtype);
   j["machine"] = {{"copy_bandwidth_gbs", copy_gbs}, {"read_bandwidth_gbs", read_gbs}, {"peak_fma_gflops", peak_gflops}};
   j["weights_bytes_per_token"] = bytes_per_token;
   j["prefill"] = {{"tokens", f.prompt_len}, {"tokens_per_s", prefill_tps}, {"gflops", prefill_gflops},
@@ -166,7 +178,8 @@ int run_bench(const BenchFlags& f) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("model            {} ({} threads)\n", j["model"].get<std::string>(), threads);
+  std::cout << fmt::format("model            {} ({} threads, KV cache {})\n", j["model"].get<std::string>(), threads,
+                           kv::kv_cache_dtype_name(kv_dtype));
   std::cout << fmt::format("machine          copy {:.1f} GB/s, read {:.1f} GB/s, FMA peak {:.1f} GFLOP/s\n", copy_gbs,
                            read_gbs, peak_gflops);
   std::cout << fmt::format("prefill          {} tokens: {:.1f} tok/s, {:.1f} GFLOP/s ({:.0f}% of peak)\n", f.prompt_len,
@@ -189,6 +202,7 @@ Run add_bench(CLI::App& app) {
   auto f = std::make_shared<BenchFlags>();
   CLI::App* cmd = app.add_subcommand("bench", "measure a model's prefill and decode speed on this machine");
   f->model.add(*cmd);
+  f->kv.add_dtype(*cmd);
   cmd->add_option("--prompt-len", f->prompt_len, "prefill length (random ids)")->capture_default_str();
   cmd->add_option("--decode-tokens", f->decode_tokens, "tokens per decode request")->capture_default_str();
   cmd->add_option("--repeats", f->repeats)->capture_default_str();

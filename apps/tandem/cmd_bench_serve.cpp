@@ -22,6 +22,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "spec/stats.h"
 #include "server/sse.h"
 
 namespace tandem::app {
@@ -292,7 +293,6 @@ int run_bench_serve(const BenchServeFlags& f) {
   }
   if (drafts > 0) {
     j["spec_acceptance_rate"] = draft_tokens > 0 ? accepted / draft_tokens : 0.0;
-    j["spec_acceptance_length"] = 1.0 + accepted / drafts;
     j["spec_drafts"] = drafts;
     j["spec_draft_tokens"] = draft_tokens;
     j["spec_accepted_tokens"] = accepted;
@@ -301,7 +301,7 @@ int run_bench_serve(const BenchServeFlags& f) {
       per.push_back(delta("per_pos_" + std::to_string(i)) / drafts);
     j["spec_per_position_acceptance"] = per;
   }
-  if (verify > 0) j["mean_accept_length"] = static_cast<double>(spec_tokens) / static_cast<double>(verify);
+  if (verify > 0) j["mean_accept_length"] = spec::accept_length(spec_tokens, verify);
 
   if (f.json) {
     std::cout << j.dump(2) << "\n";
@@ -338,7 +338,6 @@ int run_bench_serve(const BenchServeFlags& f) {
     if (drafts > 0) {
       title("Speculative Decoding");
       rowf("Acceptance rate (%):", draft_tokens > 0 ? 100.0 * accepted / draft_tokens : 0.0);
-      rowf("Acceptance length:", 1.0 + accepted / drafts);
       row("Drafts:", fmt::format("{:.0f}", drafts));
       row("Draft tokens:", fmt::format("{:.0f}", draft_tokens));
       row("Accepted tokens:", fmt::format("{:.0f}", accepted));
@@ -348,7 +347,7 @@ int run_bench_serve(const BenchServeFlags& f) {
       row("Per-position acceptance (%):", per);
     }
     if (verify > 0)
-      rowf("Mean accept length (usage.spec):", static_cast<double>(spec_tokens) / static_cast<double>(verify));
+      rowf("Mean accept length:", spec::accept_length(spec_tokens, verify));
     std::cout << std::string(50, '=') << "\n";
   }
   for (const auto& [e, n] : errors) log::warn("{} request(s) failed: {}", n, e);

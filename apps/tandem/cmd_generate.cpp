@@ -5,9 +5,11 @@
 #include <iostream>
 #include <sstream>
 
+#include "ops/backends.h"
 #include "commands.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "kv_flags.h"
 #include "prompt.h"
 #include "tokenizer/detokenizer.h"
 #include "spec_flags.h"
@@ -18,6 +20,7 @@ namespace {
 
 struct GenerateFlags {
   ModelFlags model;
+  KvFlags kv;  // --kv-cache-dtype
   std::string prompt;
   std::string prompt_ids;
   std::string chat;
@@ -37,14 +40,14 @@ nlohmann::json spec_json(const engine::SpecStats& s, int64_t completion_tokens) 
   return {{"verify_steps", s.verify_steps},
           {"draft_tokens", s.draft_tokens},
           {"accepted_tokens", s.accepted_tokens},
-          {"accepted_per_step", s.accepted_per_step},
-          {"mean_accept_length",
-           s.verify_steps > 0 ? static_cast<double>(completion_tokens) / static_cast<double>(s.verify_steps) : 0.0}};
+          {"accepted_per_step_hist", s.accepted_hist},
+          {"mean_accept_length", spec::accept_length(completion_tokens, s.verify_steps)}};
 }
 
 int run_generate(const GenerateFlags& f) {
   f.model.validate();
-  auto backend = ops::make_cpu_backend(f.model.threads);
+  f.kv.validate();
+  auto backend = ops::make_backend(f.model.device, f.model.threads);
   auto model = models::load_model(f.model.model, f.model.load_options(), *backend);
   if (model->draft)
     log::info("draft: {} (stored {}): {}", model->draft_precision.running, model->draft_precision.stored,
@@ -58,6 +61,7 @@ int run_generate(const GenerateFlags& f) {
   eo.max_model_len = std::min<int64_t>(model->config.max_position_embeddings,
                                        static_cast<int64_t>(prompt.ids.size()) + f.max_tokens + 1);
   eo.kv_cache_tokens = eo.max_model_len + eo.spec.num_steps + 1;
+  f.kv.apply(eo);
   engine::Engine eng(*model, *backend, eo);
 
   engine::GenerateRequest req;
@@ -127,6 +131,7 @@ Run add_generate(CLI::App& app) {
   auto f = std::make_shared<GenerateFlags>();
   CLI::App* cmd = app.add_subcommand("generate", "generate from a prompt");
   f->model.add(*cmd);
+  f->kv.add_dtype(*cmd);
   auto* p = cmd->add_option("--prompt", f->prompt, "prompt text (tokenized with the checkpoint's tokenizer)");
   auto* pi = cmd->add_option("--prompt-ids", f->prompt_ids, "prompt token ids, comma separated");
   auto* pc = cmd->add_option("--chat", f->chat, "messages as a JSON list, rendered with the chat template");

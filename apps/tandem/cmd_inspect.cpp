@@ -6,6 +6,7 @@
 #include <map>
 
 #include "commands.h"
+#include "inspect_plan.h"
 #include "models/mtp/draft_precision.h"
 #include "spec_flags.h"
 
@@ -140,10 +141,28 @@ int run_inspect(const ModelFlags& flags, bool json) {
 Run add_inspect(CLI::App& app) {
   auto flags = std::make_shared<ModelFlags>();
   auto json = std::make_shared<bool>(false);
+  auto plan = std::make_shared<bool>(false);
+  auto req = std::make_shared<PlanRequest>();
   CLI::App* cmd = app.add_subcommand("inspect", "describe a checkpoint and what tandem will run");
   flags->add(*cmd);
   cmd->add_flag("--json", *json, "print JSON");
-  return [flags, json] { return run_inspect(*flags, *json); };
+  cmd->add_flag("--plan", *plan, "memory plan from config.json alone (weights, KV per token, what fits)");
+  cmd->add_option("--memory", req->memory,
+                  "with --plan: memory sizes to plan for (default 24GiB 80GiB 141GiB)");
+  cmd->add_option("--kv-cache-dtype", req->kv_cache_dtype,
+                  "with --plan: auto (= bf16), bf16, fp8_e4m3, float32")
+      ->capture_default_str();
+  cmd->add_option("--max-running-requests", req->max_running_requests,
+                  "with --plan: for the workspace estimate")
+      ->capture_default_str();
+  return [flags, json, plan, req] {
+    if (!*plan) return run_inspect(*flags, *json);
+    flags->validate();
+    req->model = flags->model;
+    req->spec_num_steps = flags->spec_num_steps;
+    req->json = *json;
+    return run_inspect_plan(*req);
+  };
 }
 
 }  // namespace tandem::app

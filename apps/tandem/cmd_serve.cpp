@@ -10,10 +10,13 @@
 #include <map>
 #include <thread>
 
+#include "ops/backends.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "kv/kv_dtype.h"
+#include "kv_flags.h"
 #include "server/engine_loop.h"
 #include "server/health.h"
 #include "server/http_server.h"
@@ -32,6 +35,7 @@ struct ServeFlags {
   int max_running_requests = 16;
   int64_t max_model_len = 0;
   int64_t kv_cache_tokens = 0;
+  KvFlags kv;  // --kv-cache-dtype, --kv-cache-memory, --mem-fraction
   int64_t max_batch_tokens = 512;
   std::string served_model_name;
   size_t max_body_bytes = 4u << 20;
@@ -161,6 +165,7 @@ std::string default_model_name(const std::string& path) {
 
 int run_serve(const ServeFlags& f) {
   f.model.validate();
+  f.kv.validate();
   if (f.port < 0 || f.port > 65535) fail("--port must be in [0, 65535], got {}", f.port);
   if (f.max_running_requests < 1) fail("--max-running-requests must be >= 1, got {}", f.max_running_requests);
   if (f.max_body_bytes < 1024) fail("--max-body-bytes must be >= 1024, got {}", f.max_body_bytes);
@@ -203,7 +208,7 @@ int run_serve(const ServeFlags& f) {
   {
     LoadTicker ticker(f.model.model);
     log::info("loading {} ...", f.model.model);
-    backend = ops::make_cpu_backend(f.model.threads);
+    backend = ops::make_backend(f.model.device, f.model.threads);
     model = models::load_model(f.model.model, f.model.load_options(), *backend);
     m = model.get();
     const auto dir = m->checkpoint->dir();
@@ -219,6 +224,7 @@ int run_serve(const ServeFlags& f) {
   eo.kv_cache_tokens = f.kv_cache_tokens;
   eo.max_batch_tokens = f.max_batch_tokens;
   eo.max_model_len = f.max_model_len;
+  f.kv.apply(eo);
   eo.spec = f.model.spec_options();
   loop = std::make_unique<server::EngineLoop>(std::make_unique<engine::Engine>(*m, *backend, eo), ctx.metrics());
   const engine::Engine& eng = loop->engine();
@@ -231,6 +237,9 @@ int run_serve(const ServeFlags& f) {
       {"max_running_requests", f.max_running_requests},
       {"max_model_len", eng.max_model_len()},
       {"kv_cache_tokens", f.kv_cache_tokens},
+      {"kv_cache_dtype", kv::kv_cache_dtype_name(eo.kv_cache_dtype)},
+      {"kv_cache_memory", eo.kv_cache_memory},
+      {"mem_fraction", eo.mem_fraction},
       {"max_batch_tokens", f.max_batch_tokens},
       {"threads", f.model.threads},
       {"speculative_algorithm", f.model.speculative() ? nlohmann::ordered_json(f.model.spec_algorithm) : nullptr},
@@ -255,8 +264,8 @@ int run_serve(const ServeFlags& f) {
   else
     log::info("draft       none{}", m->checkpoint_has_mtp ? " (the checkpoint has an MTP layer; pass "
                                                              "--speculative-algorithm NEXTN to use it)" : "");
-  log::info("kv cache    {} tokens ({} MiB, block size {})", eng.kv_capacity_tokens(),
-            eng.kv_cache_bytes() >> 20, eo.block_size);
+  log::info("kv cache    {} tokens of {} ({} MiB, block size {})", eng.kv_capacity_tokens(),
+            kv::kv_cache_dtype_name(eo.kv_cache_dtype), eng.kv_cache_bytes() >> 20, eo.block_size);
   if (eng.speculative())
     log::info("speculative {} with {} draft tokens per verify step (eagle_topk 1, {} tokens per verify pass)",
               f.model.spec_algorithm, eo.spec.num_steps, eo.spec.num_steps + 1);
@@ -304,6 +313,8 @@ Run add_serve(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--kv-cache-tokens", f->kv_cache_tokens, "KV cache capacity in tokens (0: automatic)")
       ->capture_default_str();
+  f->kv.add_dtype(*cmd);
+  f->kv.add_budget(*cmd);
   cmd->add_option("--max-batch-tokens", f->max_batch_tokens, "token budget of one forward pass (chunked prefill)")
       ->capture_default_str();
   cmd->add_option("--served-model-name", f->served_model_name,

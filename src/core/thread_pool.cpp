@@ -13,6 +13,22 @@ constexpr int kSpinIterations = 20000;
 // together, large enough (a quarter of the work worth waking a thread for) that claiming stays cheap.
 constexpr int64_t kPiecesPerGrain = 4;
 
+// The pool whose loop this thread is running (as the loop's caller or as one of the pool's workers), so that
+// a loop started from inside fn can tell it is nested.
+thread_local const ThreadPool* t_running_pool = nullptr;
+
+/// Marks the calling thread as running `pool`'s loop for its lifetime.
+class RunningPool {
+ public:
+  explicit RunningPool(const ThreadPool* pool) : previous_(t_running_pool) { t_running_pool = pool; }
+  ~RunningPool() { t_running_pool = previous_; }
+  RunningPool(const RunningPool&) = delete;
+  RunningPool& operator=(const RunningPool&) = delete;
+
+ private:
+  const ThreadPool* previous_;
+};
+
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -78,8 +94,12 @@ void ThreadPool::dispatch(int64_t n, int64_t grain, bool balanced, const std::fu
   if (n <= 0) return;
   grain = std::max<int64_t>(grain, 1);
   const int64_t piece = balanced ? std::max<int64_t>(1, grain / kPiecesPerGrain) : 0;
-  const int chunks = static_cast<int>(std::min<int64_t>(size(), (n + grain - 1) / grain));
-  if (chunks <= 1) {
+  // Plain loops: n / grain chunks (rounded down) keep every chunk at least `grain` items long. Balanced loops
+  // round up: their chunks are shared out in pieces anyway.
+  const int64_t wanted = balanced ? (n + grain - 1) / grain : n / grain;
+  const int chunks = static_cast<int>(std::min<int64_t>(size(), wanted));
+  // Nested: every thread of this pool may be busy with the outer loop (and call_mu_ is held), so run inline.
+  if (chunks <= 1 || t_running_pool == this) {
     fn(0, n);
     return;
   }
@@ -100,7 +120,10 @@ void ThreadPool::dispatch(int64_t n, int64_t grain, bool balanced, const std::fu
     generation_.fetch_add(1, std::memory_order_release);
   }
   start_cv_.notify_all();
-  run(0, fn);
+  {
+    const RunningPool running(this);
+    run(0, fn);
+  }
   for (int i = 0; i < kSpinIterations && pending_.load(std::memory_order_acquire) != 0; ++i) cpu_relax();
   if (pending_.load(std::memory_order_acquire) != 0) {
     std::unique_lock<std::mutex> lock(mu_);
@@ -121,6 +144,7 @@ void ThreadPool::run(int index, const std::function<void(int64_t, int64_t)>& fn)
 }
 
 void ThreadPool::worker_loop(int index) {
+  const RunningPool running(this);  // a worker only ever runs this pool's loops
   uint64_t seen = 0;
   for (;;) {
     for (int i = 0; i < kSpinIterations && generation_.load(std::memory_order_acquire) == seen; ++i) cpu_relax();

@@ -1,5 +1,10 @@
 // A fixed pool of worker threads for data-parallel loops inside one op. Owned by a backend and passed
 // explicitly; there is no process-wide pool.
+//
+// Concurrency contract: calls from different threads are serialised (one loop runs at a time). A loop started
+// from inside fn on a thread that is running one of this pool's loops (the caller of the outer loop or one of
+// the pool's workers) is nested: it runs inline, fn(0, n) on that thread, instead of waiting for threads that
+// are busy with the outer loop (which would deadlock).
 #pragma once
 
 #include <atomic>
@@ -22,17 +27,19 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
 
-  /// Calls fn(begin, end) over [0, n) split into contiguous chunks of at least `grain` items, one chunk
-  /// per thread (the caller's thread takes the first). Blocks until all chunks are done. fn must not throw.
+  /// Calls fn(begin, end) over [0, n) split into contiguous chunks of at least `grain` items (one chunk of n
+  /// when n < 2 * grain), at most one chunk per thread (the caller's thread takes the first). Blocks until
+  /// all chunks are done. Nested inside another loop of this pool, runs fn(0, n) inline. fn must not throw.
   void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
   /// Like parallel_for, but balanced for loops whose time per item varies from thread to thread (streaming
-  /// weights from memory, where a core's share of the bus and its start-up delay decide its speed): each
-  /// thread works through its own chunk front to back in pieces, the first half of it, then half of what
-  /// is left, down to a quarter of `grain` (kPiecesPerGrain); a thread done with its chunk takes pieces
-  /// from the back of the others'. fn may therefore be called several times per thread, on disjoint ranges
-  /// that together cover [0, n) exactly once. Threads finish within about one piece of each other instead
-  /// of one thread's slowness. fn must not throw.
+  /// weights from memory, where a core's share of the bus and its start-up delay decide its speed): [0, n)
+  /// is split into up to ceil(n / grain) chunks (so a chunk may be shorter than `grain`), and each thread
+  /// works through its own chunk front to back in pieces, the first half of it, then half of what is left,
+  /// down to a quarter of `grain` (kPiecesPerGrain); a thread done with its chunk takes pieces from the back
+  /// of the others'. fn may therefore be called several times per thread, on disjoint ranges that together
+  /// cover [0, n) exactly once. Threads finish within about one piece of each other instead of one thread's
+  /// slowness. Nested inside another loop of this pool, runs fn(0, n) inline. fn must not throw.
   void parallel_for_balanced(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn);
 
  private:

@@ -1,18 +1,84 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <fstream>
 #include <random>
 
 #include "core/log.h"
+#include "kv/kv_dtype.h"
+#include "models/kv_scales.h"
+#include "models/memory_plan.h"
 #include "spec/verifier.h"
 
 namespace tandem::engine {
 
 namespace {
 
-int64_t default_kv_tokens(const EngineOptions& o, int64_t max_model_len) {
-  if (o.kv_cache_tokens > 0) return o.kv_cache_tokens;
-  return std::min<int64_t>(static_cast<int64_t>(o.max_running_requests) * max_model_len, 1 << 16);
+/// MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read.
+size_t mem_available_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("MemAvailable:", 0) == 0) return static_cast<size_t>(std::stoull(line.substr(13))) * 1024;
+  return 0;
+}
+
+/// KV cache capacity in blocks, from the options and the memory plan (models::size_kv_cache); lowers
+/// max_model_len when one request of it does not fit, and logs the plan at start-up. The host memory a
+/// budget starts from is MemAvailable plus the weight buffers this process already converted (MemAvailable
+/// no longer counts them, and the weights are subtracted as a whole).
+int64_t plan_kv_blocks(const models::LoadedModel& m, const EngineOptions& o, int64_t& max_model_len) {
+  const bool draft = o.spec.enabled && m.draft;
+  const size_t elem = dtype_size(o.kv_cache_dtype);
+  size_t per_token = 2ull * m.config.num_key_value_heads * m.config.head_dim * elem * m.target->n_kv_layers();
+  size_t scale_floats = 2ull * m.config.num_key_value_heads * m.target->n_kv_layers();  // fp8: k, v scales
+  if (draft) {
+    const auto& a = m.draft->layer_options().attn;
+    per_token += 2ull * a.n_kv_heads * a.head_dim * elem * m.draft->n_kv_layers();
+    scale_floats += 2ull * a.n_kv_heads * m.draft->n_kv_layers();
+  }
+  const bool fp8 = o.kv_cache_dtype == DType::kF8E4M3;
+  models::KvBudgetRequest r{.kv_cache_tokens = o.kv_cache_tokens,
+                            .kv_cache_memory = o.kv_cache_memory,
+                            .mem_fraction = o.mem_fraction,
+                            .weight_bytes = m.resident_weight_bytes(),
+                            .kv_bytes_per_token = per_token,
+                            .kv_fixed_bytes = fp8 ? scale_floats * sizeof(float) : 0,
+                            .block_size = o.block_size,
+                            .max_running_requests = std::max(o.max_running_requests, 1),
+                            .max_model_len = max_model_len,
+                            .request_slack = std::max(o.spec.num_steps, 0) + 1};
+  r.workspace_bytes = models::estimate_workspace_bytes(
+      m.config, {.kv_dtype = o.kv_cache_dtype,
+                 .with_draft = draft,
+                 .block_size = o.block_size,
+                 .max_running_requests = r.max_running_requests,
+                 .max_batch_tokens = std::max<int64_t>(o.max_batch_tokens, 1),
+                 .spec_num_steps = std::max(o.spec.num_steps, 0)});
+  if (o.kv_cache_tokens <= 0 && o.kv_cache_memory == 0) {
+    const size_t avail = mem_available_bytes();
+    if (avail == 0)
+      fail("cannot read MemAvailable from /proc/meminfo to size the KV cache; pass --kv-cache-memory or "
+           "--kv-cache-tokens");
+    size_t owned = 0;
+    for (const auto& b : m.owned) owned += b.tensor().nbytes();
+    r.host_available = avail + owned;
+  }
+  const models::KvBudget b = models::size_kv_cache(r);
+  log::info("memory plan: weights {} resident, KV {} per token ({} x {} layers{}), {} -> {} tokens",
+            models::format_bytes(static_cast<double>(r.weight_bytes)),
+            models::format_bytes(static_cast<double>(per_token)), kv::kv_cache_dtype_name(o.kv_cache_dtype),
+            m.target->n_kv_layers(), draft ? " + draft" : "", b.source, b.kv_tokens);
+  if (b.lowered)
+    log::warn("max_model_len lowered from {} to {}: the KV cache holds {} tokens ({}); raise "
+              "--kv-cache-memory, --mem-fraction or --kv-cache-tokens for longer contexts",
+              max_model_len, b.max_model_len, b.kv_tokens, b.source);
+  max_model_len = b.max_model_len;
+  return b.kv_tokens / o.block_size;
+}
+
+int64_t resolve_max_model_len(const EngineOptions& o, const models::LoadedModel& m) {
+  return o.max_model_len > 0 ? o.max_model_len : m.config.max_position_embeddings;
 }
 
 }  // namespace
@@ -21,46 +87,52 @@ Engine::Engine(models::LoadedModel& model, ops::Backend& backend, const EngineOp
     : model_(model),
       backend_(backend),
       options_(options),
-      max_model_len_(options.max_model_len > 0 ? options.max_model_len : model.config.max_position_embeddings),
-      allocator_((default_kv_tokens(options, options.max_model_len > 0 ? options.max_model_len
-                                                                        : model.config.max_position_embeddings) +
-                  options.block_size - 1) /
-                 options.block_size) {
+      policy_(spec::FixedK{.k = options.spec.num_steps}),
+      max_model_len_(resolve_max_model_len(options, model)),
+      allocator_(plan_kv_blocks(model, options, max_model_len_)) {
   if (options_.spec.enabled) {
     if (!model_.draft)
       fail("speculative decoding needs an MTP/NextN layer, but {} has none{}", model_.checkpoint->dir().string(),
            model_.checkpoint_has_mtp ? " loaded" : "");
-    if (options_.spec.num_steps < 1 || options_.spec.num_steps > 16)
-      fail("--speculative-num-steps must be in [1, 16], got {}", options_.spec.num_steps);
+    if (options_.spec.num_steps < 1 || options_.spec.num_steps > spec::kMaxDraftTokens)
+      fail("--speculative-num-steps must be in [1, {}], got {}", spec::kMaxDraftTokens, options_.spec.num_steps);
     spec_enabled_ = true;
   }
   TANDEM_CHECK(options_.max_running_requests >= 1, "--max-running-requests must be >= 1");
   TANDEM_CHECK(options_.max_batch_tokens >= 1 + options_.spec.num_steps, "max batch tokens {} too small",
                options_.max_batch_tokens);
   TANDEM_CHECK(max_model_len_ >= 2, "max model length {} too small", max_model_len_);
-  if (kv_capacity_tokens() < max_model_len_ + options_.spec.num_steps + 1)
-    fail("KV cache of {} tokens cannot hold one request of --max-model-len {} (raise --kv-cache-tokens)",
-         kv_capacity_tokens(), max_model_len_);
   const auto& c = model_.config;
-  kv::KvCacheShape shape{.n_layers = model_.target->n_kv_layers(),
-                         .n_blocks = allocator_.num_total(),
-                         .block_size = options_.block_size,
-                         .n_kv_heads = c.num_key_value_heads,
-                         .head_dim = c.head_dim};
-  target_cache_ = std::make_unique<kv::KvCache>(backend_, shape);
+  // fp8: the checkpoint's per-layer k_scale / v_scale when it has them, else 1.0 (models/kv_scales.h).
+  models::ModelKvScales scales;
+  if (options_.kv_cache_dtype == DType::kF8E4M3) scales = models::read_model_kv_scales(model_);
+  const kv::KvCacheShape target_shape{.n_layers = model_.target->n_kv_layers(),
+                                      .n_blocks = allocator_.num_total(),
+                                      .block_size = options_.block_size,
+                                      .n_kv_heads = c.num_key_value_heads,
+                                      .head_dim = c.head_dim,
+                                      .dtype = options_.kv_cache_dtype,
+                                      .fp8_scales = std::move(scales.target)};
+  std::optional<kv::KvCacheShape> draft_shape;
   if (spec_enabled_) {
-    shape.n_layers = model_.draft->n_kv_layers();
     const auto& a = model_.draft->layer_options().attn;
-    shape.n_kv_heads = a.n_kv_heads;
-    shape.head_dim = a.head_dim;
-    draft_cache_ = std::make_unique<kv::KvCache>(backend_, shape);
+    draft_shape = kv::KvCacheShape{.n_layers = model_.draft->n_kv_layers(),
+                                   .n_blocks = allocator_.num_total(),
+                                   .block_size = options_.block_size,
+                                   .n_kv_heads = a.n_kv_heads,
+                                   .head_dim = a.head_dim,
+                                   .dtype = options_.kv_cache_dtype,
+                                   .fp8_scales = std::move(scales.draft)};
   }
+  scheduler_ = std::make_unique<Scheduler>(
+      SchedulerOptions{.max_running_requests = options_.max_running_requests,
+                       .max_batch_tokens = options_.max_batch_tokens,
+                       .draft_lookahead = spec_enabled_ ? spec::max_draft_length(policy_) : 0},
+      allocator_);
+  runner_ = std::make_unique<ModelRunner>(model_, backend_, target_shape, draft_shape,
+                                          spec::ProposerHooks{.before_forward = options_.before_draft_forward});
   counters_.spec_accepted_per_pos.assign(options_.spec.num_steps, 0);
   snapshot_.kv_blocks_total = allocator_.num_total();
-}
-
-size_t Engine::kv_cache_bytes() const {
-  return target_cache_->nbytes() + (draft_cache_ ? draft_cache_->nbytes() : 0);
 }
 
 uint64_t Engine::submit(GenerateRequest r, OutputCallback cb) {
@@ -96,16 +168,10 @@ void Engine::drain_inbox() {
     fresh.swap(inbox_);
     aborts.swap(abort_inbox_);
   }
-  for (auto& s : fresh) waiting_.push_back(std::move(s));
-  for (uint64_t id : aborts) {
-    for (auto& s : running_)
-      if (s && s->id == id) finish(*s, FinishReason::kAbort);
-    for (auto& s : waiting_)
-      if (s && s->id == id) finish(*s, FinishReason::kAbort);
-  }
-  std::erase_if(running_, [](const auto& s) { return !s; });
-  std::erase_if(waiting_, [](const auto& s) { return !s; });
-  retired_.clear();
+  for (auto& s : fresh) scheduler_->add(std::move(s));
+  for (uint64_t id : aborts)
+    if (Sequence* s = scheduler_->find(id)) finish(*s, FinishReason::kAbort);
+  scheduler_->end_step();
 }
 
 void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) {
@@ -117,62 +183,7 @@ void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) 
   out.completion_tokens = s.n_output();
   out.spec = s.spec;
   if (s.callback) s.callback(out);
-  retire(s);
-}
-
-void Engine::retire(Sequence& s) {
-  // Frees the KV now; the object itself lives until the end of the step (the batch may still point to it).
-  s.blocks.release(allocator_);
-  s.callback = nullptr;
-  for (auto& p : running_)
-    if (p.get() == &s) retired_.push_back(std::move(p));
-  for (auto& p : waiting_)
-    if (p.get() == &s) retired_.push_back(std::move(p));
-}
-
-void Engine::admit() {
-  while (!waiting_.empty() && static_cast<int>(running_.size()) < options_.max_running_requests) {
-    Sequence& s = *waiting_.front();
-    const int64_t extra = s.speculative ? options_.spec.num_steps + 1 : 1;
-    if (!s.blocks.ensure(allocator_, static_cast<int64_t>(s.tokens.size()) + extra)) {
-      if (running_.empty())
-        fail("request {} needs more KV blocks than the whole cache has ({} tokens)", s.id, kv_capacity_tokens());
-      return;  // wait for running requests to free blocks
-    }
-    s.admit_order = ++admit_counter_;
-    running_.push_back(std::move(waiting_.front()));
-    waiting_.pop_front();
-  }
-}
-
-void Engine::preempt(Sequence& s) {
-  // Recompute later: drop all KV, keep the committed tokens, requeue at the front.
-  s.blocks.release(allocator_);
-  s.n_cached = 0;
-  s.n_draft_cached = 0;
-  s.drafts.clear();
-  ++counters_.preemptions;
-  for (auto& p : running_)
-    if (p.get() == &s) {
-      waiting_.push_front(std::move(p));
-      p.reset();
-    }
-}
-
-bool Engine::ensure_blocks(Sequence& s, int64_t n_tokens, std::vector<Scheduled>& sched) {
-  while (!s.blocks.ensure(allocator_, n_tokens)) {
-    // Preempt the newest-admitted running sequence that is not yet scheduled in this batch.
-    Sequence* victim = nullptr;
-    for (auto& p : running_) {
-      if (!p || p.get() == &s) continue;
-      const bool scheduled = std::any_of(sched.begin(), sched.end(), [&](const Scheduled& x) { return x.seq == p.get(); });
-      if (scheduled) continue;
-      if (!victim || p->admit_order > victim->admit_order) victim = p.get();
-    }
-    if (!victim) return false;
-    preempt(*victim);
-  }
-  return true;
+  scheduler_->finish(s);
 }
 
 bool Engine::is_stop(const Sequence& s, int32_t token) const {
@@ -219,263 +230,194 @@ void Engine::emit(Sequence& s, std::vector<int32_t> tokens, std::vector<TokenLog
   if (s.callback) s.callback(out);
 }
 
-bool Engine::step() {
-  drain_inbox();
-  admit();
-  if (running_.empty()) {
-    std::lock_guard<std::mutex> lock(snapshot_mu_);
-    snapshot_.running = 0;
-    snapshot_.waiting = static_cast<int>(waiting_.size());
-    snapshot_.kv_blocks_used = allocator_.num_used();
-    snapshot_.counters = counters_;
-    return false;
-  }
-
-  // 1. Schedule: decode / verify rows first, then prefill chunks within the token budget.
-  std::vector<Scheduled> sched;
-  int64_t budget = options_.max_batch_tokens, rows = 0;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (size_t i = 0; i < running_.size(); ++i) {
-      if (!running_[i]) continue;
-      Sequence& s = *running_[i];
-      const bool decode = s.n_pending() == 1 && s.n_output() > 0;
-      if ((pass == 0) != decode) continue;
-      int64_t n = decode ? 1 + static_cast<int64_t>(s.drafts.size()) : std::min(s.n_pending(), budget);
-      if (n <= 0) continue;
-      bool fits = ensure_blocks(s, s.n_cached + n, sched);
-      if (!fits && decode && !s.drafts.empty()) {  // fall back to a plain decode row (output is unchanged)
-        s.drafts.clear();
-        n = 1;
-        fits = ensure_blocks(s, s.n_cached + n, sched);
-      }
-      if (!fits) {
-        if (sched.empty()) finish(s, FinishReason::kError, "the KV cache cannot hold this request");
-        else preempt(s);
-        continue;
-      }
-      // A verify pass always samples; a prefill chunk samples when it reaches the newest token.
-      const bool verify = decode && n > 1;
-      sched.push_back(Scheduled{&s, rows, n, verify || s.n_cached + n == static_cast<int64_t>(s.tokens.size()), verify});
-      rows += n;
-      budget -= n;
-    }
-  }
-  std::erase_if(running_, [](const auto& s) { return !s; });
-  if (sched.empty()) return !running_.empty() || !waiting_.empty();
-
-  // 2. Assemble the batch.
-  std::vector<int32_t> tokens(rows), positions(rows), logit_rows;
-  std::vector<ops::SeqSlice> slices;
-  std::vector<int64_t> logit_begin(sched.size(), -1);
-  for (size_t k = 0; k < sched.size(); ++k) {
-    const Scheduled& sc = sched[k];
-    Sequence& s = *sc.seq;
+Engine::Batch Engine::assemble(const Schedule& sched) const {
+  Batch b;
+  b.tokens.resize(sched.rows);
+  b.positions.resize(sched.rows);
+  b.logit_begin.assign(sched.seqs.size(), -1);
+  for (size_t k = 0; k < sched.seqs.size(); ++k) {
+    const ScheduledSeq& sc = sched.seqs[k];
+    const Sequence& s = *sc.seq;
     for (int64_t j = 0; j < sc.n_rows; ++j) {
       const int64_t pos = s.n_cached + j;
-      tokens[sc.row_begin + j] = sc.verify && j > 0 ? s.drafts[j - 1] : s.tokens[pos];
-      positions[sc.row_begin + j] = static_cast<int32_t>(pos);
+      b.tokens[sc.row_begin + j] = sc.verify && j > 0 ? s.drafts[j - 1] : s.tokens[pos];
+      b.positions[sc.row_begin + j] = static_cast<int32_t>(pos);
     }
-    slices.push_back(ops::SeqSlice{.token_begin = sc.row_begin,
-                                   .n_tokens = static_cast<int32_t>(sc.n_rows),
-                                   .start_pos = static_cast<int32_t>(s.n_cached),
-                                   .block_table = s.blocks.blocks().data()});
+    b.slices.push_back(ops::SeqSlice{.token_begin = sc.row_begin,
+                                     .n_tokens = static_cast<int32_t>(sc.n_rows),
+                                     .start_pos = static_cast<int32_t>(s.n_cached),
+                                     .block_table = s.blocks.blocks().data()});
     if (sc.samples) {
-      logit_begin[k] = static_cast<int64_t>(logit_rows.size());
+      b.logit_begin[k] = static_cast<int64_t>(b.logit_rows.size());
       const int64_t first = sc.verify ? 0 : sc.n_rows - 1;
-      for (int64_t j = first; j < sc.n_rows; ++j) logit_rows.push_back(static_cast<int32_t>(sc.row_begin + j));
+      for (int64_t j = first; j < sc.n_rows; ++j) b.logit_rows.push_back(static_cast<int32_t>(sc.row_begin + j));
     }
   }
-  const bool any_spec = std::any_of(sched.begin(), sched.end(), [](const Scheduled& x) { return x.seq->speculative; });
+  return b;
+}
 
-  models::ForwardOutput fwd;
+bool Engine::step() {
+  drain_inbox();
+  Schedule sched = scheduler_->schedule();
+  for (const SchedulerFailure& f : sched.failed) finish(*f.seq, FinishReason::kError, f.error);
+  if (sched.empty()) {
+    scheduler_->end_step();
+    publish_snapshot();
+    return !scheduler_->idle();
+  }
+
+  const Batch batch = assemble(sched);
+  runner_->begin_step();
+  const bool any_spec =
+      std::any_of(sched.seqs.begin(), sched.seqs.end(), [](const ScheduledSeq& x) { return x.seq->speculative; });
+  TargetStep target;
   try {
-    fwd = model_.target->forward(backend_, *target_cache_,
-                                 models::ForwardInput{.tokens = tokens,
-                                                      .positions = positions,
-                                                      .seqs = slices,
-                                                      .logit_rows = logit_rows,
+    target = runner_->run_target(models::ForwardInput{.tokens = batch.tokens,
+                                                      .positions = batch.positions,
+                                                      .seqs = batch.slices,
+                                                      .logit_rows = batch.logit_rows,
                                                       .capture_hidden = any_spec});
   } catch (const std::exception& e) {
-    log::error("target forward failed: {}; failing the {} requests of this batch", e.what(), sched.size());
-    for (auto& sc : sched) finish(*sc.seq, FinishReason::kError, std::string("target forward failed: ") + e.what());
-    std::erase_if(running_, [](const auto& s) { return !s; });
-    retired_.clear();
+    log::error("target forward failed: {}; failing the {} requests of this batch", e.what(), sched.seqs.size());
+    for (auto& sc : sched.seqs) finish(*sc.seq, FinishReason::kError, std::string("target forward failed: ") + e.what());
+    scheduler_->end_step();
+    publish_snapshot();
     return true;
   }
   ++counters_.forward_passes;
+
+  std::vector<int64_t> pair_rows(sched.seqs.size(), 0);  // target rows whose hidden pairs with a committed token
   const int64_t V = model_.config.vocab_size;
-  const float* logits = fwd.logits.ptr<float>();
-
-  // 3. Sample / verify, commit, stop.
-  std::vector<int64_t> pair_rows(sched.size(), 0);  // target rows whose hidden pairs with a committed token
-  for (size_t k = 0; k < sched.size(); ++k) {
-    Scheduled& sc = sched[k];
-    Sequence& s = *sc.seq;
-    if (!sc.samples) {
-      s.n_cached += sc.n_rows;
-      pair_rows[k] = sc.n_rows;
-      counters_.prompt_tokens += sc.n_rows;
-      continue;
-    }
-    const float* base = logits + logit_begin[k] * V;
-    std::vector<int32_t> emitted;
-    int accepted = 0;
-    if (sc.verify) {
-      auto row_fn = [&](int j, std::span<const int32_t> so_far) {
-        return processed_logits(s, base + static_cast<int64_t>(j) * V, so_far);
-      };
-      const spec::VerifyResult vr = spec::verify_chain(row_fn, s.drafts, s.req.sampling, s.rng);
-      emitted = vr.tokens;
-      accepted = vr.accepted;
-      const int K = static_cast<int>(s.drafts.size());
-      s.spec.verify_steps += 1;
-      s.spec.draft_tokens += K;
-      s.spec.accepted_tokens += accepted;
-      s.spec.accepted_per_step.push_back(accepted);
-      counters_.spec_num_drafts += 1;
-      counters_.spec_num_draft_tokens += K;
-      counters_.spec_num_accepted_tokens += accepted;
-      for (int j = 0; j < accepted && j < static_cast<int>(counters_.spec_accepted_per_pos.size()); ++j)
-        ++counters_.spec_accepted_per_pos[j];
-    } else {
-      if (s.n_output() == 0) counters_.prompt_tokens += sc.n_rows;
-      const std::vector<float> row = processed_logits(s, base, {});
-      emitted.push_back(sampling::sample(row, s.req.sampling, s.rng));
-    }
-    // The verify pass committed the newest token plus the accepted drafts; prefill commits all its rows.
-    const int64_t committed_rows = sc.verify ? accepted + 1 : sc.n_rows;
-    s.n_cached += committed_rows;
-    pair_rows[k] = committed_rows;
-    s.drafts.clear();
-
-    std::vector<int32_t> out;
-    std::vector<TokenLogprob> lps;
-    FinishReason reason = FinishReason::kNone;
-    for (size_t j = 0; j < emitted.size(); ++j) {
-      const int32_t t = emitted[j];
-      if (s.req.top_logprobs >= 0) {
-        const float* row = sc.verify ? base + static_cast<int64_t>(j) * V : base;
-        lps.push_back(logprob_entry(s, row, t));
-      }
-      s.tokens.push_back(t);
-      ++s.history.output_counts[t];
-      out.push_back(t);
-      ++counters_.generation_tokens;
-      if (is_stop(s, t)) reason = FinishReason::kStop;
-      else if (s.n_output() >= s.req.max_tokens || static_cast<int64_t>(s.tokens.size()) >= max_model_len_)
-        reason = FinishReason::kLength;
-      if (reason != FinishReason::kNone) break;
-    }
-    // Roll back KV of rejected drafts: keep only blocks that cover committed positions.
-    s.blocks.truncate(allocator_, static_cast<int64_t>(s.tokens.size()));
-    emit(s, std::move(out), std::move(lps), reason);
-    if (reason != FinishReason::kNone) retire(s);
+  for (size_t k = 0; k < sched.seqs.size(); ++k) {
+    const ScheduledSeq& sc = sched.seqs[k];
+    const float* rows = sc.samples ? target.logits.data() + batch.logit_begin[k] * V : nullptr;
+    pair_rows[k] = commit(sc, rows);
   }
 
-  // 4. Draft: extend the draft's KV over newly committed positions, then chain K proposals.
   if (any_spec) {
     try {
-      run_draft(sched, fwd.hidden.view(), pair_rows);
+      run_draft(sched, target.fwd.hidden, pair_rows);
     } catch (const std::exception& e) {
       log::error("draft forward failed: {}; failing the speculative requests of this batch", e.what());
-      for (auto& sc : sched)
-        if (sc.seq && sc.seq->speculative && sc.seq->callback)
+      for (auto& sc : sched.seqs)
+        if (sc.seq->speculative && sc.seq->callback)
           finish(*sc.seq, FinishReason::kError, std::string("draft forward failed: ") + e.what());
     }
   }
-  std::erase_if(running_, [](const auto& s) { return !s; });
-  retired_.clear();
-
-  std::lock_guard<std::mutex> lock(snapshot_mu_);
-  snapshot_.running = static_cast<int>(running_.size());
-  snapshot_.waiting = static_cast<int>(waiting_.size());
-  snapshot_.kv_blocks_used = allocator_.num_used();
-  snapshot_.counters = counters_;
+  scheduler_->end_step();
+  publish_snapshot();
   return true;
 }
 
-void Engine::run_draft(std::vector<Scheduled>& sched, const Tensor& target_hidden,
-                       const std::vector<int64_t>& pair_rows) {
-  const int64_t H = model_.config.hidden_size;
-  const int K = options_.spec.num_steps;
-  // Extend pass: for each live speculative sequence, pairs (h_pos, token_{pos+1}) for its committed rows.
-  std::vector<int32_t> tokens, positions, gather, logit_rows;
-  std::vector<ops::SeqSlice> slices;
-  std::vector<Sequence*> proposers;
-  for (size_t k = 0; k < sched.size(); ++k) {
-    Scheduled& sc = sched[k];
-    Sequence* s = sc.seq;
-    if (!s->callback || !s->speculative || pair_rows[k] == 0) continue;  // finished or plain
-    // Propose only once the whole pending input is committed (end of prefill, or after a verify). Grow the
-    // block table first: the slice below keeps a pointer into it.
-    const bool propose = sc.samples && s->blocks.ensure(allocator_, static_cast<int64_t>(s->tokens.size()) + K);
-    const int64_t begin = static_cast<int64_t>(tokens.size());
-    const int64_t first_pos = s->n_draft_cached;
-    for (int64_t j = 0; j < pair_rows[k]; ++j) {
-      const int64_t pos = first_pos + j;
-      tokens.push_back(s->tokens[pos + 1]);
-      positions.push_back(static_cast<int32_t>(pos));
-      gather.push_back(static_cast<int32_t>(sc.row_begin + j));
-    }
-    slices.push_back(ops::SeqSlice{.token_begin = begin,
-                                   .n_tokens = static_cast<int32_t>(pair_rows[k]),
-                                   .start_pos = static_cast<int32_t>(first_pos),
-                                   .block_table = s->blocks.blocks().data()});
-    s->n_draft_cached = first_pos + pair_rows[k];
-    if (propose) {
-      logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
-      proposers.push_back(s);
-    }
+int64_t Engine::commit(const ScheduledSeq& sc, const float* base) {
+  Sequence& s = *sc.seq;
+  if (!sc.samples) {  // a prefill chunk that does not reach the end of the prompt
+    s.n_cached += sc.n_rows;
+    counters_.prompt_tokens += sc.n_rows;
+    return sc.n_rows;
   }
-  if (tokens.empty()) return;
-  if (options_.before_draft_forward) options_.before_draft_forward();
-  const int64_t T = static_cast<int64_t>(tokens.size());
-  Buffer hidden = backend_.alloc(DType::kF32, {T, H});  // [T, H] target post-norm hidden of the pairs
-  backend_.gather_rows(target_hidden, gather, hidden.view());
-  models::ForwardOutput out = model_.draft->forward(
-      backend_, *draft_cache_,
-      models::mtp::DraftInput{.tokens = tokens, .hidden = hidden.view(), .positions = positions, .seqs = slices,
-                              .logit_rows = logit_rows});
-  if (proposers.empty()) return;
-
-  const int64_t V = model_.config.vocab_size, P = static_cast<int64_t>(proposers.size());
-  Buffer h_prev = backend_.alloc(DType::kF32, {P, H});  // [P, H] h' of each proposer's last draft row
-  backend_.gather_rows(out.hidden.view(), logit_rows, h_prev.view());
-  for (int64_t p = 0; p < P; ++p)
-    proposers[p]->drafts.push_back(sampling::argmax(std::span<const float>(out.logits.ptr<float>() + p * V, V)));
-
-  // Chain: step j feeds (h'_{previous}, x_{j-1}) at the next position.
-  std::vector<int32_t> all_rows(P);
-  for (int64_t p = 0; p < P; ++p) all_rows[p] = static_cast<int32_t>(p);
-  for (int j = 1; j < K; ++j) {
-    std::vector<int32_t> ctoks(P), cpos(P);
-    std::vector<ops::SeqSlice> cs(P);
-    for (int64_t p = 0; p < P; ++p) {
-      Sequence* s = proposers[p];
-      ctoks[p] = s->drafts.back();
-      cpos[p] = static_cast<int32_t>(s->tokens.size() - 2 + j);
-      cs[p] = ops::SeqSlice{.token_begin = p, .n_tokens = 1, .start_pos = cpos[p],
-                            .block_table = s->blocks.blocks().data()};
-    }
-    if (options_.before_draft_forward) options_.before_draft_forward();
-    models::ForwardOutput step = model_.draft->forward(
-        backend_, *draft_cache_,
-        models::mtp::DraftInput{.tokens = ctoks, .hidden = h_prev.view(), .positions = cpos, .seqs = cs,
-                                .logit_rows = all_rows});
-    for (int64_t p = 0; p < P; ++p)
-      proposers[p]->drafts.push_back(sampling::argmax(std::span<const float>(step.logits.ptr<float>() + p * V, V)));
-    h_prev = std::move(step.hidden);
+  const int64_t V = model_.config.vocab_size;
+  std::vector<int32_t> emitted;
+  int accepted = 0;
+  const int drafted = static_cast<int>(s.drafts.size());
+  if (sc.verify) {
+    auto row_fn = [&](int j, std::span<const int32_t> so_far) {
+      return processed_logits(s, base + static_cast<int64_t>(j) * V, so_far);
+    };
+    const spec::VerifyResult vr = spec::verify_chain(row_fn, s.drafts, s.req.sampling, s.rng, s.n_output());
+    emitted = vr.tokens;
+    accepted = vr.accepted;
+  } else {
+    if (s.n_output() == 0) counters_.prompt_tokens += sc.n_rows;
+    const std::vector<float> row = processed_logits(s, base, {});
+    emitted.push_back(sampling::sample(row, s.req.sampling, s.rng.uniform(s.n_output())));
   }
+  // The verify pass committed the newest token plus the accepted drafts; prefill commits all its rows.
+  const int64_t committed_rows = sc.verify ? accepted + 1 : sc.n_rows;
+  s.n_cached += committed_rows;
+  s.drafts.clear();
+
+  std::vector<int32_t> out;
+  std::vector<TokenLogprob> lps;
+  FinishReason reason = FinishReason::kNone;
+  for (size_t j = 0; j < emitted.size() && reason == FinishReason::kNone; ++j) {
+    const int32_t t = emitted[j];
+    if (s.req.top_logprobs >= 0) lps.push_back(logprob_entry(s, sc.verify ? base + static_cast<int64_t>(j) * V : base, t));
+    s.tokens.push_back(t);
+    ++s.history.output_counts[t];
+    out.push_back(t);
+    if (is_stop(s, t)) reason = FinishReason::kStop;
+    else if (s.n_output() >= s.req.max_tokens || static_cast<int64_t>(s.tokens.size()) >= max_model_len_)
+      reason = FinishReason::kLength;
+  }
+  counters_.generation_tokens += static_cast<int64_t>(out.size());
+  if (s.speculative) counters_.spec_completion_tokens += static_cast<int64_t>(out.size());
+  if (sc.verify) {
+    // Drafts count as accepted only when emitted: a stop or max_tokens may cut the accepted run.
+    const int emitted_drafts = std::min(accepted, static_cast<int>(out.size()));
+    s.spec.record_step(drafted, emitted_drafts);
+    counters_.spec_num_drafts += 1;
+    counters_.spec_num_draft_tokens += drafted;
+    counters_.spec_num_accepted_tokens += emitted_drafts;
+    for (int j = 0; j < emitted_drafts && j < static_cast<int>(counters_.spec_accepted_per_pos.size()); ++j)
+      ++counters_.spec_accepted_per_pos[j];
+  }
+  // Roll back KV of rejected drafts: keep only blocks that cover committed positions.
+  s.blocks.truncate(allocator_, static_cast<int64_t>(s.tokens.size()));
+  emit(s, std::move(out), std::move(lps), reason);
+  if (reason != FinishReason::kNone) scheduler_->finish(s);
+  return committed_rows;
+}
+
+void Engine::run_draft(const Schedule& sched, const Tensor& target_hidden, const std::vector<int64_t>& pair_rows) {
+  std::vector<spec::ExtendSeq> items;
+  std::vector<Sequence*> owners;
+  for (size_t k = 0; k < sched.seqs.size(); ++k) {
+    const ScheduledSeq& sc = sched.seqs[k];
+    Sequence& s = *sc.seq;
+    if (!s.callback || !s.speculative || pair_rows[k] == 0) continue;  // finished or plain
+    // Propose once the whole pending input is committed (end of prefill, or after a verify), as many drafts
+    // as the policy gives within max_tokens and the context. Grow the block table first: the slice keeps a
+    // pointer into it, and the next verify needs tokens + k positions.
+    const int64_t n_tokens = static_cast<int64_t>(s.tokens.size());
+    int k_drafts = 0;
+    if (sc.samples) {
+      k_drafts = spec::draft_length(policy_, spec::DraftBudget{.remaining_tokens = s.req.max_tokens - s.n_output(),
+                                                               .context_left = max_model_len_ - n_tokens});
+      if (k_drafts > 0 && !s.blocks.ensure(allocator_, n_tokens + k_drafts)) k_drafts = 0;
+    }
+    const int64_t first_pos = s.n_draft_cached;
+    items.push_back(spec::ExtendSeq{
+        .next_tokens = std::span<const int32_t>(s.tokens.data() + first_pos + 1, static_cast<size_t>(pair_rows[k])),
+        .first_pos = first_pos,
+        .hidden_row = sc.row_begin,
+        .block_table = s.blocks.blocks().data(),
+        .k = k_drafts});
+    owners.push_back(&s);
+    s.n_draft_cached = first_pos + pair_rows[k];
+  }
+  if (items.empty()) return;
+  std::vector<std::vector<int32_t>> drafts = runner_->run_draft(target_hidden, items);
+  for (size_t i = 0; i < owners.size(); ++i) owners[i]->drafts = std::move(drafts[i]);
 }
 
 void Engine::run_until_idle() {
   for (;;) {
     {
       std::lock_guard<std::mutex> lock(inbox_mu_);
-      if (inbox_.empty() && abort_inbox_.empty() && waiting_.empty() && running_.empty()) return;
+      if (inbox_.empty() && abort_inbox_.empty() && scheduler_->idle()) return;
     }
     step();
   }
+}
+
+void Engine::publish_snapshot() {
+  counters_.preemptions = scheduler_->preemptions();
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  snapshot_.running = scheduler_->num_running();
+  snapshot_.waiting = scheduler_->num_waiting();
+  snapshot_.kv_blocks_used = allocator_.num_used();
+  snapshot_.counters = counters_;
 }
 
 EngineSnapshot Engine::snapshot() const {

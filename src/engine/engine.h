@@ -1,23 +1,27 @@
 // The step loop: continuous batching over a paged KV cache, chunked prefill, speculative decoding with the
-// MTP draft batched across requests, preemption by recompute when KV blocks run out.
+// MTP draft batched across requests, preemption by recompute when KV blocks run out. The pieces: Scheduler
+// (which rows run), ModelRunner (forwards, KV caches, proposer), spec/ (policy, verifier, statistics),
+// sampling/ (counter-based sampling); this class holds the loop, batch assembly and the commit.
 //
 // Threading: submit() and abort() may be called from any thread; step() runs on one thread (the engine
 // thread), which also runs the output callbacks. Nothing here is global: two engines can coexist.
 #pragma once
 
 #include <atomic>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <vector>
 
+#include "engine/model_runner.h"
 #include "engine/request.h"
+#include "engine/scheduler.h"
 #include "engine/sequence.h"
 #include "kv/block_allocator.h"
 #include "kv/kv_cache.h"
 #include "models/loaded_model.h"
+#include "spec/policy.h"
 
 namespace tandem::engine {
 
@@ -28,10 +32,13 @@ struct SpecOptions {
 
 struct EngineOptions {
   int max_running_requests = 16;
-  int64_t kv_cache_tokens = 0;      // 0: enough for max_running_requests x max_model_len, capped
+  int64_t kv_cache_tokens = 0;      // 0: sized from the memory budget (kv_cache_memory / mem_fraction)
   int block_size = 16;
   int64_t max_batch_tokens = 512;   // token budget of one target forward (prefill chunks fill it)
-  int64_t max_model_len = 0;        // 0: the model's max_position_embeddings
+  int64_t max_model_len = 0;        // 0: the model's max_position_embeddings; lowered if the KV cache is short
+  DType kv_cache_dtype = DType::kBF16;  // --kv-cache-dtype: kBF16 (auto), kF8E4M3 or kF32
+  size_t kv_cache_memory = 0;       // --kv-cache-memory: bytes for K/V; 0: mem_fraction of MemAvailable
+  double mem_fraction = 0.9;        // --mem-fraction: share of MemAvailable for weights, workspace and K/V
   SpecOptions spec;
   /// Called before each draft forward; a test uses it to inject a failure. Empty in production.
   std::function<void()> before_draft_forward;
@@ -41,7 +48,8 @@ struct EngineOptions {
 struct EngineCounters {
   int64_t spec_num_drafts = 0;           // verify steps
   int64_t spec_num_draft_tokens = 0;
-  int64_t spec_num_accepted_tokens = 0;
+  int64_t spec_num_accepted_tokens = 0;  // drafts accepted and emitted
+  int64_t spec_completion_tokens = 0;    // tokens emitted to speculative requests (accept length numerator)
   std::vector<int64_t> spec_accepted_per_pos;  // [K]
   int64_t prompt_tokens = 0;
   int64_t generation_tokens = 0;
@@ -75,48 +83,46 @@ class Engine {
   bool speculative() const { return spec_enabled_; }
   int64_t max_model_len() const { return max_model_len_; }
   int64_t kv_capacity_tokens() const { return allocator_.num_total() * options_.block_size; }
-  size_t kv_cache_bytes() const;
+  size_t kv_cache_bytes() const { return runner_->kv_cache_bytes(); }
 
  private:
-  struct Scheduled {
-    Sequence* seq;
-    int64_t row_begin;   // first batch row
-    int64_t n_rows;      // rows fed to the target
-    bool samples;        // reaches the end of its pending tokens: sample / verify
-    bool verify;         // rows are [newest, drafts...]
+  /// Host copy of the batch a target forward runs (engine/batch assembly).
+  struct Batch {
+    std::vector<int32_t> tokens;       // [T]
+    std::vector<int32_t> positions;    // [T]
+    std::vector<ops::SeqSlice> slices;
+    std::vector<int32_t> logit_rows;   // rows whose logits are sampled
+    std::vector<int64_t> logit_begin;  // per scheduled seq: its first logit row, or -1
   };
 
   void drain_inbox();
-  void admit();
-  bool ensure_blocks(Sequence& s, int64_t n_tokens, std::vector<Scheduled>& sched);
-  void preempt(Sequence& s);
+  Batch assemble(const Schedule& sched) const;
+  /// Samples or verifies one scheduled sequence from its logit rows, commits and emits. Returns the number of
+  /// target rows whose hidden states pair with a committed token (for the draft's extend pass).
+  int64_t commit(const ScheduledSeq& sc, const float* logits);
+  void run_draft(const Schedule& sched, const Tensor& target_hidden, const std::vector<int64_t>& pair_rows);
   void finish(Sequence& s, FinishReason reason, const std::string& error = "");
-  void retire(Sequence& s);
   void emit(Sequence& s, std::vector<int32_t> tokens, std::vector<TokenLogprob> lps, FinishReason reason);
   std::vector<float> processed_logits(const Sequence& s, const float* row, std::span<const int32_t> extra) const;
   TokenLogprob logprob_entry(const Sequence& s, const float* row, int32_t token) const;
   bool is_stop(const Sequence& s, int32_t token) const;
-  void run_draft(std::vector<Scheduled>& sched, const Tensor& target_hidden,
-                 const std::vector<int64_t>& pair_rows_begin);
+  void publish_snapshot();
 
   models::LoadedModel& model_;
   ops::Backend& backend_;
   EngineOptions options_;
   bool spec_enabled_ = false;
+  spec::SpecPolicy policy_;
   int64_t max_model_len_ = 0;
   kv::BlockAllocator allocator_;
-  std::unique_ptr<kv::KvCache> target_cache_;
-  std::unique_ptr<kv::KvCache> draft_cache_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ModelRunner> runner_;
 
   mutable std::mutex inbox_mu_;
   std::vector<std::unique_ptr<Sequence>> inbox_;
   std::vector<uint64_t> abort_inbox_;
   std::atomic<uint64_t> next_id_{1};
 
-  std::deque<std::unique_ptr<Sequence>> waiting_;
-  std::vector<std::unique_ptr<Sequence>> running_;
-  std::vector<std::unique_ptr<Sequence>> retired_;  // finished this step; destroyed at its end
-  uint64_t admit_counter_ = 0;
   EngineCounters counters_;
   mutable std::mutex snapshot_mu_;
   EngineSnapshot snapshot_;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sampling/sampling_params.h"
+#include "spec/stats.h"
 
 namespace tandem::engine {
 
@@ -30,13 +31,8 @@ struct TokenLogprob {
   std::vector<std::pair<int32_t, float>> top;    // top_logprobs entries, best first
 };
 
-/// Per-request speculative statistics (cumulative).
-struct SpecStats {
-  int64_t verify_steps = 0;                 // target verify passes
-  int64_t draft_tokens = 0;                 // drafts proposed (K per verify step)
-  int64_t accepted_tokens = 0;              // drafts accepted
-  std::vector<int32_t> accepted_per_step;   // drafts accepted at each verify step
-};
+/// Per-request speculative statistics (cumulative); one definition in spec/stats.h.
+using SpecStats = spec::SpecStats;
 
 /// New output for one request after an engine step. Callbacks run on the engine's thread.
 struct RequestOutput {

@@ -6,6 +6,7 @@
 
 #include "engine/request.h"
 #include "kv/block_table.h"
+#include "sampling/rng.h"
 #include "sampling/sampler.h"
 
 namespace tandem::engine {
@@ -19,7 +20,7 @@ struct Sequence {
   int64_t n_cached = 0;            // target KV valid for positions [0, n_cached)
   int64_t n_draft_cached = 0;      // draft KV (from target hidden states) valid for [0, n_draft_cached)
   kv::BlockTable blocks;
-  sampling::Rng rng;
+  sampling::CounterRng rng;        // output position i samples with rng.uniform(i)
   sampling::TokenHistory history;
   std::vector<int32_t> drafts;     // proposals for the next verify pass (empty: none yet)
   SpecStats spec;

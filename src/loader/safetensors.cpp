@@ -96,7 +96,7 @@ TensorInfo parse_entry(const std::string& file, const std::string& name, const j
 }  // namespace
 
 Tensor TensorInfo::view() const {
-  return Tensor{const_cast<void*>(data), shape, dtype, Device::kCPU};
+  return Tensor{const_cast<void*>(data), shape, dtype, Device::host()};
 }
 
 std::unique_ptr<SafetensorsFile> SafetensorsFile::open(const std::filesystem::path& path) {

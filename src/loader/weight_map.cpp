@@ -59,7 +59,8 @@ int64_t ceil_div(int64_t a, int64_t b) {
 
 }  // namespace
 
-WeightMap::WeightMap(const Checkpoint& ckpt, const QuantConfig& quant) : ckpt_(ckpt), quant_(quant) {
+WeightMap::WeightMap(const Checkpoint& ckpt, const QuantConfig& quant, LinearHook on_linear)
+    : ckpt_(ckpt), quant_(quant), on_linear_(std::move(on_linear)) {
   if (quant_.weight_strategy == WeightStrategy::kBlock && quant_.method != QuantMethod::kNone)
     TANDEM_CHECK(quant_.block_out > 0 && quant_.block_in > 0,
                  "block-scaled FP8 needs a block size, got {}x{}", quant_.block_out, quant_.block_in);
@@ -120,6 +121,13 @@ bool WeightMap::check_zero_point(const TensorInfo& zp, const TensorInfo& weight)
 
 ops::LinearWeight WeightMap::linear(const std::string& prefix, int64_t out, int64_t in, Bias bias,
                                     LinearLoad load) {
+  ops::LinearWeight lw = load_linear(prefix, out, in, bias, load);
+  if (on_linear_ && !lw.weight.empty()) on_linear_(lw, owned_);
+  return lw;
+}
+
+ops::LinearWeight WeightMap::load_linear(const std::string& prefix, int64_t out, int64_t in, Bias bias,
+                                         LinearLoad load) {
   const size_t errors_before = errors_.size();
   ops::LinearWeight lw;
   if (bias == Bias::kRequired) lw.bias = tensor(prefix + ".bias", Shape{out}, kPlainWeightTypes);

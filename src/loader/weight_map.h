@@ -8,6 +8,7 @@
 #include <initializer_list>
 #include <span>
 #include <string>
+#include <functional>
 #include <unordered_set>
 #include <vector>
 
@@ -23,8 +24,12 @@ enum class Bias { kNone, kRequired, kOptional };
 
 class WeightMap {
  public:
+  /// Called on every linear() that loaded without error, with the WeightMap's owned-buffer list: the backend
+  /// prepares the weight once at load (ops::Backend::load_linear).
+  using LinearHook = std::function<void(ops::LinearWeight&, std::vector<Buffer>& owned)>;
+
   /// Both must outlive the WeightMap; the returned views point into `ckpt`'s mappings.
-  WeightMap(const Checkpoint& ckpt, const QuantConfig& quant);
+  WeightMap(const Checkpoint& ckpt, const QuantConfig& quant, LinearHook on_linear = {});
 
   /// A required plain tensor (norm weights, embeddings, router gate, biases...). Checks the shape and that
   /// the dtype is in `allowed` (an empty list allows any). Errors are collected, not thrown; returns an empty
@@ -68,6 +73,7 @@ class WeightMap {
   const std::vector<std::string>& errors() const { return errors_; }
 
  private:
+  ops::LinearWeight load_linear(const std::string& prefix, int64_t out, int64_t in, Bias bias, LinearLoad load);
   Tensor get(const std::string& name, Shape expected, std::initializer_list<DType> allowed, bool required);
   Tensor usable_view(const TensorInfo& t);
   bool check_zero_point(const TensorInfo& zp, const TensorInfo& weight);
@@ -80,6 +86,7 @@ class WeightMap {
   QuantConfig quant_;
   std::unordered_set<const TensorInfo*> used_;
   std::vector<std::string> errors_;
+  LinearHook on_linear_;
   std::vector<Buffer> owned_;
   std::vector<LinearRecord> records_;
 };

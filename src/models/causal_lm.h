@@ -9,6 +9,7 @@
 
 namespace tandem::models {
 
+/// A batch described on the host; forward() turns it into StepState once (Backend::begin_step).
 struct ForwardInput {
   std::span<const int32_t> tokens;       // [T]
   std::span<const int32_t> positions;    // [T]
@@ -17,9 +18,16 @@ struct ForwardInput {
   bool capture_hidden = false;           // also return the post-final-norm hidden state of every row
 };
 
+/// Backend tensors from the step's arena: valid until the arena resets.
 struct ForwardOutput {
-  Buffer logits;  // [logit_rows.size(), V] f32
-  Buffer hidden;  // [T, H] f32, post final norm (the vector fed to lm_head); only with capture_hidden
+  Tensor logits;  // [logit_rows, V] f32
+  Tensor hidden;  // [T, H] f32, post final norm (the vector fed to lm_head); only with capture_hidden (target)
 };
+
+/// The host batch as the backend's BatchDesc, for a cache with `block_size`.
+inline ops::BatchDesc batch_desc(const ForwardInput& in, int block_size) {
+  return ops::BatchDesc{.tokens = in.tokens, .positions = in.positions, .seqs = in.seqs,
+                        .logit_rows = in.logit_rows, .block_size = block_size};
+}
 
 }  // namespace tandem::models

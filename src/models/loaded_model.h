@@ -40,6 +40,6 @@ struct LoadedModel {
 
 /// Throws tandem::Error naming the file / tensor / key on any problem.
 std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const LoadOptions& options,
-                                        const ops::Backend& backend);
+                                        ops::Backend& backend);
 
 }  // namespace tandem::models

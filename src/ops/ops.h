@@ -3,13 +3,19 @@
 //
 // Conventions: activations are f32, row-major; weights are read in their stored dtype (bf16, f16, f32, or
 // f8_e4m3 with an f32 scale). Every op states its shapes; `out` tensors are preallocated by the caller.
+// Memory: every tensor an op takes is on the backend's device (weights may be host memory on the CPU-side
+// backends). Host code never dereferences device data: it moves through upload() and to_host(). Allocation
+// is uninitialised; fill_zero() where zeros are needed.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
+#include "ops/step.h"
+#include "tensor/arena.h"
 #include "tensor/tensor.h"
 
 namespace tandem::ops {
@@ -43,23 +49,19 @@ struct MlpWeights {
   LinearWeight down_proj;  // [H, I]
 };
 
-/// One layer's paged KV storage. K and V are each [n_blocks, block_size, n_kv_heads, head_dim] f32.
+/// One layer's paged KV storage. K and V are each [n_blocks, block_size, n_kv_heads, head_dim] of `dtype`:
+/// f32, bf16 or f8_e4m3. An f8_e4m3 element e of kv head g stands for e * k_scale[g] (or v_scale[g]), vLLM's
+/// k_scale / v_scale convention with one scale per (layer, kv head); f32 and bf16 views ignore the scales.
 struct KvLayerView {
-  float* k = nullptr;
-  float* v = nullptr;
+  void* k = nullptr;  // [n_blocks, block_size, n_kv_heads, head_dim] dtype
+  void* v = nullptr;  // [n_blocks, block_size, n_kv_heads, head_dim] dtype
   int64_t n_blocks = 0;
   int block_size = 0;
   int n_kv_heads = 0;
   int head_dim = 0;
-};
-
-/// Where one sequence's new tokens sit in a batch and in its paged cache. Token j of the slice is at cache
-/// position start_pos + j and attends causally to positions [0, start_pos + j].
-struct SeqSlice {
-  int64_t token_begin = 0;               // first row of this sequence in the batch's token rows
-  int32_t n_tokens = 0;                  // new tokens of this sequence in the batch
-  int32_t start_pos = 0;                 // cache position of the first new token
-  const int32_t* block_table = nullptr;  // physical block per logical block; covers start_pos + n_tokens
+  DType dtype = DType::kF32;
+  const float* k_scale = nullptr;  // [n_kv_heads] f32 (device); required for f8_e4m3
+  const float* v_scale = nullptr;  // [n_kv_heads] f32 (device); required for f8_e4m3
 };
 
 enum class MoeScoring : uint8_t { kSigmoid, kSoftmax };
@@ -82,14 +84,33 @@ class Backend {
 
   /// Whether linear() runs weights of this quantization natively. The draft precision policy asks this
   /// before keeping an fp8 draft as fp8.
-  virtual bool supports(WeightQuant quant) const {
-    (void)quant;
-    return true;
-  }
+  virtual bool supports(WeightQuant quant) const = 0;
 
-  /// Allocates a zeroed activation buffer on this backend's device.
-  virtual Buffer alloc(DType dtype, Shape shape) = 0;
+  /// The allocator of this backend's device memory (activation buffers, KV cache, step arenas).
+  virtual Allocator& allocator() = 0;
+  /// Prepares a linear's weights once at load, in place: the CPU converts a non-f32 bias to f32 so no call
+  /// converts it again; a device backend uploads the weight. New buffers go to `owned` (kept by the model).
+  virtual void load_linear(LinearWeight& w, std::vector<Buffer>& owned) = 0;
+  /// An uninitialised buffer on this backend's device.
+  Buffer alloc(DType dtype, Shape shape) { return Buffer(allocator(), dtype, shape); }
 
+  // --- data movement -----------------------------------------------------------------------------------------
+  /// Copies host memory of dst.nbytes() bytes into the device tensor dst.
+  virtual void upload(const void* src, const Tensor& dst) = 0;
+  /// Copies a device tensor to host memory of the same size. The one way results reach the host.
+  virtual void to_host(const Tensor& src, void* dst) = 0;
+  /// Sets every byte of t to zero.
+  virtual void fill_zero(const Tensor& t) = 0;
+  /// dst[r, dst_col + j] = src[r, src_col + j] for j < n_cols. src [R, a] f32, dst [R, b] f32.
+  virtual void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col,
+                         int64_t n_cols) = 0;
+  /// dst[i, :] = src[rows[i], :]. rows [n] i32 (device); src [T, m], dst [n, m], both f32 or both i32.
+  virtual void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) = 0;
+
+  /// Builds the step's backend-resident metadata from the host batch: one upload per field, from `arena`.
+  [[nodiscard]] StepState begin_step(const BatchDesc& batch, Arena& arena);
+
+  // --- compute -----------------------------------------------------------------------------------------------
   /// y[T, out] = x[T, in] @ W^T + b. x, y f32. The weight is read once per call, whatever T is.
   virtual void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) = 0;
 
@@ -98,27 +119,29 @@ class Backend {
   virtual void linears(const Tensor& x, std::span<const LinearWeight* const> ws, std::span<const Tensor> ys);
 
   /// out[T, H] = down(silu(gate(x)) * up(x)): a dense MLP. x, out f32 [T, H], separate. The default
-  /// composes linears, silu_mul and linear.
+  /// composes linears, silu_mul and linear (its temporaries come from alloc()).
   virtual void mlp(const Tensor& x, const MlpWeights& w, const Tensor& out);
 
-  /// out[n, H] = table[ids[i], :] as f32. ids must be < V (checked).
-  virtual void embedding(std::span<const int32_t> ids, const Tensor& table, const Tensor& out) = 0;
+  /// out[n, H] = table[ids[i], :] as f32. ids [n] i32 (device), each < V (checked where the ids are read).
+  virtual void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) = 0;
 
   /// out[R, D] = x / sqrt(mean(x^2) + eps) * (unit_offset ? 1 + w : w). x, out f32 (may alias); w [D].
   virtual void rms_norm(const Tensor& x, const Tensor& weight, float eps, bool unit_offset,
                         const Tensor& out) = 0;
 
   /// In place NeoX half-split rotary embedding on the first rot_dim dims of every head.
-  /// x [T, heads, D] f32; positions [T].
-  virtual void rope_neox(const Tensor& x, std::span<const int32_t> positions, int rot_dim, float theta) = 0;
+  /// x [T, heads, D] f32; positions [T] i32 (device).
+  virtual void rope_neox(const Tensor& x, const Tensor& positions, int rot_dim, float theta) = 0;
 
-  /// Writes k, v [T, Hkv, D] f32 into the cache at each slice's positions.
-  virtual void kv_store(const Tensor& k, const Tensor& v, const KvLayerView& kv,
-                        std::span<const SeqSlice> seqs) = 0;
+  /// Writes k, v [T, Hkv, D] f32 into the cache at each of the step's sequence positions, converted to the
+  /// cache's dtype element by element (bf16: round-to-nearest-even; f8_e4m3: x / scale, saturating, nearest
+  /// even). A stored element depends only on its own token's value, never on the rest of the batch.
+  virtual void kv_store(const Tensor& k, const Tensor& v, const KvLayerView& kv, const StepState& step) = 0;
 
-  /// Causal GQA attention over the paged cache (which already holds this batch's k/v).
+  /// Causal GQA attention over the paged cache (which already holds this batch's k/v), reading cache
+  /// elements at their exact (scaled) values and computing in f32.
   /// q [T, Hq, D] f32 -> out [T, Hq, D] f32; q head h reads kv head h / (Hq / Hkv).
-  virtual void attention(const Tensor& q, const KvLayerView& kv, std::span<const SeqSlice> seqs, float scale,
+  virtual void attention(const Tensor& q, const KvLayerView& kv, const StepState& step, float scale,
                          const Tensor& out) = 0;
 
   /// out[T, I] = silu(gate) * up. All f32 [T, I]. out may alias gate.
@@ -127,6 +150,9 @@ class Backend {
   /// out = a + b, elementwise f32 of equal shapes. out may alias a or b.
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
 
+  /// out = x * sigmoid(gate). x, out [R, n] f32; gate [R, n] or [R, 1] (broadcast over the row) f32.
+  virtual void mul_sigmoid(const Tensor& x, const Tensor& gate, const Tensor& out) = 0;
+
   /// Router: logits [T, E] f32 -> topk_ids [T, K] i32, topk_weights [T, K] f32 (final mixing weights,
   /// normalised and scaled). correction_bias [E] f32 or empty (selection only).
   virtual void moe_route(const Tensor& logits, const Tensor& correction_bias, const MoeRouting& routing,
@@ -134,23 +160,12 @@ class Backend {
 
   /// out[T, H] += sum_k topk_weights[t, k] * experts[topk_ids[t, k]](x[t]) (+ shared(x[t]) after the
   /// routed sum when `shared` is non-null). Each selected expert's weights are read once per call (its
-  /// tokens are batched).
+  /// tokens are batched). topk_ids are device data.
   virtual void moe_experts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
                            std::span<const MlpWeights> experts, const MlpWeights* shared, const Tensor& out) = 0;
 
-  /// Copies a device tensor to host memory of the same size (plain memcpy on the CPU backend).
-  virtual void to_host(const Tensor& src, void* dst) = 0;
-
-  // Data-movement ops. The base class implements them for host memory (src/ops/host_ops.cpp); a device
-  // backend overrides them.
-
-  /// dst[r, dst_col + j] = src[r, src_col + j] for j < n_cols. src [R, a] f32, dst [R, b] f32.
-  virtual void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col,
-                         int64_t n_cols);
-  /// dst[i, :] = src[rows[i], :]. src [T, n] f32, dst [rows.size(), n] f32.
-  virtual void gather_rows(const Tensor& src, std::span<const int32_t> rows, const Tensor& dst);
-  /// out = x * sigmoid(gate). x, out [R, n] f32; gate [R, n] or [R, 1] (broadcast over the row) f32.
-  virtual void mul_sigmoid(const Tensor& x, const Tensor& gate, const Tensor& out);
+  /// ids[r] = argmax_v logits[r, v] (lowest index on ties). logits [R, V] f32, ids [R] i32 (device).
+  virtual void argmax_rows(const Tensor& logits, const Tensor& ids) = 0;
 };
 
 /// CPU backend: AVX-512 / AVX2 kernels chosen at run time, threads from its own pool.

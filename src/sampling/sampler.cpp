@@ -86,37 +86,31 @@ std::vector<float> target_distribution(std::span<const float> logits, const Samp
   return probs;
 }
 
-int32_t sample_from(std::span<const float> probs, Rng& rng) {
-  const double u = rng.uniform();
+int32_t inverse_cdf(std::span<const float> probs, double u) {
+  TANDEM_CHECK(u >= 0.0 && u < 1.0, "uniform {} outside [0, 1)", u);
+  double total = 0.0;
+  for (float x : probs)
+    if (x > 0.0f) total += x;
+  TANDEM_CHECK(total > 0.0, "no token has positive probability");
+  // Scaling u by the total (rather than assuming 1) keeps the draw proportional to the float weights as
+  // stored; the same accumulation order makes the final running sum equal `total` bit for bit.
+  const double threshold = u * total;
   double acc = 0.0;
-  int32_t last_nonzero = 0;
+  int32_t last = -1;
   for (size_t i = 0; i < probs.size(); ++i) {
-    if (probs[i] <= 0.0f) continue;
+    if (!(probs[i] > 0.0f)) continue;
     acc += probs[i];
-    last_nonzero = static_cast<int32_t>(i);
-    if (u < acc) return last_nonzero;
+    last = static_cast<int32_t>(i);
+    if (threshold < acc) return last;
   }
-  return last_nonzero;  // rounding left u above the total mass
+  // Not reached for u < 1 and a normal total (u * total < total, and acc ends at total exactly); kept so
+  // that no rounding path can return an id without mass.
+  return last;
 }
 
-int32_t sample(std::span<const float> logits, const SamplingParams& p, Rng& rng) {
+int32_t sample(std::span<const float> logits, const SamplingParams& p, double u) {
   if (p.greedy()) return argmax(logits);
-  const auto probs = target_distribution(logits, p);
-  return sample_from(probs, rng);
-}
-
-std::pair<int32_t, bool> verify_draft_token(std::span<const float> probs, int32_t draft, Rng& rng) {
-  TANDEM_CHECK(draft >= 0 && static_cast<size_t>(draft) < probs.size(), "draft token {} out of range", draft);
-  const double p = probs[draft];
-  if (p > 0.0 && rng.uniform() < p) return {draft, true};
-  // Residual distribution max(p - onehot(draft), 0), renormalised: p without the draft token.
-  std::vector<float> residual(probs.begin(), probs.end());
-  residual[draft] = 0.0f;
-  double sum = 0.0;
-  for (float x : residual) sum += x;
-  if (sum <= 0.0) return {draft, true};  // p(draft) == 1 up to rounding
-  for (auto& x : residual) x = static_cast<float>(x / sum);
-  return {sample_from(residual, rng), false};
+  return inverse_cdf(target_distribution(logits, p), u);
 }
 
 void log_softmax(std::span<const float> logits, std::span<float> out) {

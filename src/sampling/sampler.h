@@ -1,5 +1,6 @@
-// Turning one row of logits into a token: penalties, temperature, top-k, top-p, min-p, and the exact
-// rejection rule used to verify draft tokens. All on host f32 logits.
+// Turning one row of logits into a token: penalties, temperature, top-k, top-p, min-p, then an inverse-CDF
+// draw with a uniform the caller supplies (sampling/rng.h gives one per output position). Draft
+// verification builds on sample() (spec/verifier.h). All on host f32 logits.
 #pragma once
 
 #include <span>
@@ -7,7 +8,6 @@
 #include <utility>
 #include <vector>
 
-#include "sampling/rng.h"
 #include "sampling/sampling_params.h"
 
 namespace tandem::sampling {
@@ -28,16 +28,16 @@ int32_t argmax(std::span<const float> logits);
 /// renormalised. Precondition: !p.greedy(). probs [V].
 std::vector<float> target_distribution(std::span<const float> logits, const SamplingParams& p);
 
-/// Samples from logits under p (greedy when temperature is 0). Consumes one uniform when sampling.
-int32_t sample(std::span<const float> logits, const SamplingParams& p, Rng& rng);
+/// Inverse-CDF draw from the weights probs [V] (non-negative; they need not sum to exactly 1) with u in
+/// [0, 1): walks the tokens in id order, accumulating the positive weights in double, and returns the first
+/// token whose running sum exceeds u * (sum of the positive weights). When rounding leaves u past the last
+/// running sum it returns the last token with positive weight. Never returns a token of weight <= 0 (or NaN).
+/// Preconditions: 0 <= u < 1; some weight is positive.
+[[nodiscard]] int32_t inverse_cdf(std::span<const float> probs, double u);
 
-/// Draws from an explicit distribution probs [V] (sums to 1).
-int32_t sample_from(std::span<const float> probs, Rng& rng);
-
-/// Rejection step for a deterministic (greedy) draft token: accept `draft` with probability probs[draft];
-/// otherwise return a sample from probs with `draft` removed, renormalised. The emitted token is then
-/// distributed exactly as probs (Leviathan et al. with a one-hot proposal). Returns {token, accepted}.
-std::pair<int32_t, bool> verify_draft_token(std::span<const float> probs, int32_t draft, Rng& rng);
+/// Samples from logits [V] under p: the argmax when greedy (u unused), otherwise
+/// inverse_cdf(target_distribution(logits, p), u). Deterministic in (logits, p, u).
+[[nodiscard]] int32_t sample(std::span<const float> logits, const SamplingParams& p, double u);
 
 /// Natural-log softmax of the raw logits. out [V].
 void log_softmax(std::span<const float> logits, std::span<float> out);

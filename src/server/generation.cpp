@@ -148,7 +148,7 @@ nlohmann::json Generation::spec_json() const {
   return {{"verify_steps", steps},
           {"draft_tokens", drafts},
           {"accepted_tokens", accepted},
-          {"mean_accept_length", steps > 0 ? static_cast<double>(generated) / static_cast<double>(steps) : 0.0}};
+          {"mean_accept_length", spec::accept_length(generated, steps)}};
 }
 
 std::string Generation::first_error() const {

@@ -62,8 +62,7 @@ void Metrics::count_finished(std::string_view reason) {
 }
 
 double mean_accept_length(const engine::EngineCounters& c) {
-  if (c.spec_num_drafts == 0) return 0.0;
-  return 1.0 + static_cast<double>(c.spec_num_accepted_tokens) / static_cast<double>(c.spec_num_drafts);
+  return spec::accept_length(c.spec_completion_tokens, c.spec_num_drafts);
 }
 
 std::string Metrics::render(const engine::EngineSnapshot& s, bool speculative) const {
@@ -106,7 +105,7 @@ std::string Metrics::render(const engine::EngineSnapshot& s, bool speculative) c
                          c.spec_accepted_per_pos[i]);
   }
   family(out, "tandem:spec_accept_length", "gauge",
-         "Mean tokens per verify step since start: 1 + accepted / drafts (0 before any).");
+         "Tokens emitted to speculative requests per verify step since start (SGLang's accept length; 0 before any).");
   sample(out, "tandem:spec_accept_length", mean_accept_length(c));
   return out;
 }

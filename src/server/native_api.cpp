@@ -186,9 +186,7 @@ nlohmann::json meta_info(const ServerContext& ctx, const Generation& g, int i, c
   if (ctx.loop().engine().speculative()) {
     const auto& sp = s.spec;
     m["spec_verify_ct"] = sp.verify_steps;
-    m["spec_accept_length"] = sp.verify_steps > 0 ? static_cast<double>(s.engine_completion_tokens) /
-                                                        static_cast<double>(sp.verify_steps)
-                                                  : 0.0;
+    m["spec_accept_length"] = spec::accept_length(s.engine_completion_tokens, sp.verify_steps);
     m["spec_accept_rate"] =
         sp.draft_tokens > 0 ? static_cast<double>(sp.accepted_tokens) / static_cast<double>(sp.draft_tokens) : 0.0;
     m["spec_accept_token_num"] = sp.accepted_tokens;

@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/utf8.h"
 #include "template/access.h"
 #include "template/call_args.h"
 #include "template/json_dumps.h"
@@ -831,7 +832,7 @@ const Registry& registry() {
          bool in_word = false;
          size_t pos = 0;
          while (pos < s.size()) {
-           const char32_t c = unicode::decode(s, pos);
+           const char32_t c = utf8::decode(s, pos);
            const bool w = c == '_' || unicode::is_alnum(c);
            if (w && !in_word) ++words;
            in_word = w;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/utf8.h"
 #include "template/py_ops.h"
 #include "template/render_error.h"
 #include "template/unicode.h"
@@ -21,7 +22,7 @@ void encode_string(std::string& out, const std::string& s, bool ensure_ascii) {
   size_t pos = 0;
   while (pos < s.size()) {
     const size_t start = pos;
-    const char32_t cp = unicode::decode(s, pos);
+    const char32_t cp = utf8::decode(s, pos);
     switch (cp) {
       case '"':
         out += "\\\"";

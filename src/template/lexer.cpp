@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <limits>
 
+#include "core/utf8.h"
 #include "template/unicode.h"
 
 namespace tandem::tmpl {
@@ -75,7 +76,7 @@ std::string normalize_source(std::string_view source) {
 size_t space_at(std::string_view text, size_t pos) {
   if (pos >= text.size()) return 0;
   size_t next = pos;
-  const char32_t cp = unicode::decode(text, next);
+  const char32_t cp = utf8::decode(text, next);
   return unicode::is_space(cp) ? next - pos : 0;
 }
 
@@ -91,7 +92,7 @@ std::string_view rstrip_spaces(std::string_view text) {
     size_t start = end - 1;
     while (start > 0 && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) --start;
     size_t probe = start;
-    const char32_t cp = unicode::decode(text, probe);
+    const char32_t cp = utf8::decode(text, probe);
     if (!unicode::is_space(cp)) break;
     end = start;
   }
@@ -336,7 +337,7 @@ class Lexer {
   std::string py_char_repr() const {
     size_t p = pos_;
     std::string ch;
-    unicode::append_utf8(ch, unicode::decode(src_, p));
+    utf8::append(ch, utf8::decode(src_, p));
     return ch == "'" ? "\"'\"" : "'" + ch + "'";
   }
 
@@ -440,11 +441,11 @@ class Lexer {
 
   bool lex_name() {
     size_t p = pos_;
-    if (!name_start(unicode::decode(src_, p))) return false;
+    if (!name_start(utf8::decode(src_, p))) return false;
     size_t end = p;
     while (end < src_.size()) {
       size_t q = end;
-      if (!name_continue(unicode::decode(src_, q))) break;
+      if (!name_continue(utf8::decode(src_, q))) break;
       end = q;
     }
     push(TokenType::kName, src_.substr(pos_, end - pos_), pos_);
@@ -531,7 +532,7 @@ class Lexer {
           }
           if (cp > 0x10FFFF) fail(begin, "illegal Unicode character");
           p += static_cast<size_t>(digits);
-          unicode::append_utf8(out, cp);
+          utf8::append(out, cp);
           break;
         }
         case 'N':
@@ -542,7 +543,7 @@ class Lexer {
             for (int i = 0; i < 2 && p < end && src_[p] >= '0' && src_[p] <= '7'; ++i) {
               cp = cp * 8 + static_cast<char32_t>(src_[p++] - '0');
             }
-            unicode::append_utf8(out, cp);
+            utf8::append(out, cp);
           } else {
             // Unknown escapes keep the backslash, as Python does.
             out.push_back('\\');

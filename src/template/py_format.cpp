@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "core/utf8.h"
 #include "template/access.h"
 #include "template/py_ops.h"
 #include "template/render_error.h"
@@ -19,7 +20,7 @@ std::string ascii_repr(const Value& v) {
   std::string out;
   size_t pos = 0;
   while (pos < r.size()) {
-    const char32_t cp = unicode::decode(r, pos);
+    const char32_t cp = utf8::decode(r, pos);
     if (cp < 0x80) {
       out.push_back(static_cast<char>(cp));
     } else if (cp <= 0xFF) {
@@ -36,7 +37,7 @@ std::string ascii_repr(const Value& v) {
 std::string truncate_code_points(const std::string& s, int64_t n) {
   if (n < 0) return s;
   size_t pos = 0;
-  for (int64_t i = 0; i < n && pos < s.size(); ++i) unicode::decode(s, pos);
+  for (int64_t i = 0; i < n && pos < s.size(); ++i) utf8::decode(s, pos);
   return s.substr(0, pos);
 }
 
@@ -109,7 +110,7 @@ std::string percent_one(const PercentSpec& s, const Value& arg, bool escape) {
       if (arg.is_integral()) {
         const int64_t cp = arg.as_integral();
         if (cp < 0 || cp > 0x10FFFF) throw_error("OverflowError", "%c arg not in range(0x110000)");
-        unicode::append_utf8(ch, static_cast<char32_t>(cp));
+        utf8::append(ch, static_cast<char32_t>(cp));
       } else if (arg.is_string() && unicode::length(arg.as_str()) == 1) {
         ch = arg.as_str();
       } else {
@@ -190,7 +191,7 @@ FormatSpec parse_format_spec(const std::string& spec) {
   size_t after_first = 0;
   if (!spec.empty()) {
     size_t p = 0;
-    unicode::decode(spec, p);
+    utf8::decode(spec, p);
     after_first = p;
   }
   if (after_first < spec.size() && is_align(spec[after_first])) {
@@ -318,7 +319,7 @@ std::string format_int(const FormatSpec& f, int64_t v) {
       break;
     case 'c': {
       if (v < 0 || v > 0x10FFFF) throw_error("OverflowError", "%c arg not in range(0x110000)");
-      unicode::append_utf8(body, static_cast<char32_t>(v));
+      utf8::append(body, static_cast<char32_t>(v));
       return apply_padding(f, "", body, '>');
     }
     case 'e':

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <limits>
 
+#include "core/utf8.h"
 #include "template/render_error.h"
 #include "template/unicode.h"
 
@@ -36,7 +37,7 @@ void adjust_indices(int64_t len, int64_t& start, int64_t& end) {
 std::u32string map_chars(std::string_view s, void (*fn)(std::u32string&, char32_t)) {
   std::u32string out;
   size_t pos = 0;
-  while (pos < s.size()) fn(out, unicode::decode(s, pos));
+  while (pos < s.size()) fn(out, utf8::decode(s, pos));
   return out;
 }
 
@@ -45,7 +46,7 @@ bool all_of_nonempty(std::string_view s, Pred pred) {
   if (s.empty()) return false;
   size_t pos = 0;
   while (pos < s.size()) {
-    if (!pred(unicode::decode(s, pos))) return false;
+    if (!pred(utf8::decode(s, pos))) return false;
   }
   return true;
 }
@@ -103,7 +104,7 @@ std::optional<std::string> char_at(std::string_view s, int64_t index) {
   if (index < 0) index += len;
   if (index < 0 || index >= len) return std::nullopt;
   std::string out;
-  unicode::append_utf8(out, u[static_cast<size_t>(index)]);
+  utf8::append(out, u[static_cast<size_t>(index)]);
   return out;
 }
 
@@ -226,7 +227,7 @@ std::string replace(std::string_view s, std::string_view old_sub, std::string_vi
         --remaining;
       }
       const size_t start = pos;
-      unicode::decode(s, pos);
+      utf8::decode(s, pos);
       out += s.substr(start, pos - start);
     }
     if (remaining > 0) out += new_sub;
@@ -333,7 +334,7 @@ std::string title(std::string_view s) {
   bool previous_is_cased = false;
   size_t pos = 0;
   while (pos < s.size()) {
-    const char32_t c = unicode::decode(s, pos);
+    const char32_t c = utf8::decode(s, pos);
     if (previous_is_cased) {
       unicode::append_lower(out, c);
     } else {
@@ -349,7 +350,7 @@ std::string capitalize(std::string_view s) {
   size_t pos = 0;
   bool first = true;
   while (pos < s.size()) {
-    const char32_t c = unicode::decode(s, pos);
+    const char32_t c = utf8::decode(s, pos);
     if (first) {
       unicode::append_title(out, c);
       first = false;
@@ -364,7 +365,7 @@ std::string swapcase(std::string_view s) {
   std::u32string out;
   size_t pos = 0;
   while (pos < s.size()) {
-    const char32_t c = unicode::decode(s, pos);
+    const char32_t c = utf8::decode(s, pos);
     if (unicode::is_upper(c)) {
       unicode::append_lower(out, c);
     } else if (unicode::is_lower(c)) {
@@ -399,7 +400,7 @@ bool islower(std::string_view s) {
   bool cased = false;
   size_t pos = 0;
   while (pos < s.size()) {
-    const char32_t c = unicode::decode(s, pos);
+    const char32_t c = utf8::decode(s, pos);
     if (unicode::is_upper(c) || unicode::is_title(c)) return false;
     if (unicode::is_lower(c)) cased = true;
   }
@@ -410,7 +411,7 @@ bool isupper(std::string_view s) {
   bool cased = false;
   size_t pos = 0;
   while (pos < s.size()) {
-    const char32_t c = unicode::decode(s, pos);
+    const char32_t c = utf8::decode(s, pos);
     if (unicode::is_lower(c) || unicode::is_title(c)) return false;
     if (unicode::is_upper(c)) cased = true;
   }
@@ -422,7 +423,7 @@ bool istitle(std::string_view s) {
   bool previous_is_cased = false;
   size_t pos = 0;
   while (pos < s.size()) {
-    const char32_t c = unicode::decode(s, pos);
+    const char32_t c = utf8::decode(s, pos);
     if (unicode::is_upper(c) || unicode::is_title(c)) {
       if (previous_is_cased) return false;
       previous_is_cased = cased = true;
@@ -478,7 +479,7 @@ std::vector<std::string> chars(std::string_view s) {
   size_t pos = 0;
   while (pos < s.size()) {
     const size_t start = pos;
-    unicode::decode(s, pos);
+    utf8::decode(s, pos);
     out.emplace_back(s.substr(start, pos - start));
   }
   return out;

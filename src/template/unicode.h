@@ -1,4 +1,5 @@
-// UTF-8 and Unicode character properties with CPython's semantics, for the chat-template interpreter.
+// Unicode character properties and whole-string UTF-8 helpers with CPython's semantics, for the chat-template
+// interpreter (one code point at a time: core/utf8.h).
 // Properties and case mappings come from tables generated from /usr/bin/python3 itself
 // (tools/gen_template_unicode_tables.py), so str.upper(), repr() and strip() match the reference renderer.
 #pragma once
@@ -9,14 +10,8 @@
 
 namespace tandem::tmpl::unicode {
 
-/// Decodes the code point starting at text[pos] and advances pos past it. Invalid UTF-8 bytes decode as
-/// U+FFFD one byte at a time (templates and contexts arrive as valid UTF-8; this only keeps bad input safe).
-char32_t decode(std::string_view text, size_t& pos);
-
-/// Appends the UTF-8 encoding of `cp` to `out`.
-void append_utf8(std::string& out, char32_t cp);
-
-/// Decodes a whole UTF-8 string into code points.
+/// Decodes a whole UTF-8 string into code points with utf8::decode: invalid bytes become U+FFFD one byte at a
+/// time (templates and contexts arrive as valid UTF-8; this only keeps bad input safe).
 std::u32string to_u32(std::string_view text);
 
 /// Encodes code points as UTF-8.

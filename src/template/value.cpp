@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 
+#include "core/utf8.h"
 #include "template/loop_state.h"
 #include "template/render_error.h"
 #include "template/unicode.h"
@@ -461,7 +462,7 @@ std::string py_str_repr(const std::string& s) {
   out.push_back(quote);
   size_t pos = 0;
   while (pos < s.size()) {
-    const char32_t cp = unicode::decode(s, pos);
+    const char32_t cp = utf8::decode(s, pos);
     if (cp == static_cast<char32_t>(quote) || cp == '\\') {
       out.push_back('\\');
       out.push_back(static_cast<char>(cp));
@@ -476,7 +477,7 @@ std::string py_str_repr(const std::string& s) {
     } else if (cp < 0x7F) {
       out.push_back(static_cast<char>(cp));
     } else if (unicode::is_printable(cp)) {
-      unicode::append_utf8(out, cp);
+      utf8::append(out, cp);
     } else if (cp <= 0xFF) {
       append_hex(out, 'x', cp, 2);
     } else if (cp <= 0xFFFF) {

@@ -35,15 +35,32 @@ Tensor Tensor::reshape(Shape s) const {
   return t;
 }
 
-Buffer::Buffer(DType dtype, Shape shape) {
-  size_t bytes = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
-  size_t alloc = (bytes + 63) / 64 * 64;
-  if (alloc == 0) alloc = 64;
-  void* p = std::aligned_alloc(64, alloc);
-  TANDEM_CHECK(p != nullptr, "out of memory allocating {} bytes", alloc);
-  std::memset(p, 0, alloc);
-  mem_.reset(p);
-  tensor_ = Tensor{p, shape, dtype, Device::kCPU};
+Buffer::Buffer(Allocator& allocator, DType dtype, Shape shape) : allocator_(&allocator) {
+  bytes_ = static_cast<size_t>(shape.numel()) * dtype_size(dtype);
+  mem_ = allocator.allocate(bytes_ == 0 ? 1 : bytes_);
+  tensor_ = Tensor{mem_, shape, dtype, allocator.device()};
+}
+
+Buffer& Buffer::operator=(Buffer&& o) noexcept {
+  if (this != &o) {
+    release();
+    allocator_ = std::exchange(o.allocator_, nullptr);
+    mem_ = std::exchange(o.mem_, nullptr);
+    bytes_ = std::exchange(o.bytes_, 0);
+    tensor_ = std::exchange(o.tensor_, Tensor{});
+  }
+  return *this;
+}
+
+void Buffer::release() {
+  if (mem_ && allocator_) allocator_->deallocate(mem_, bytes_ == 0 ? 1 : bytes_);
+  mem_ = nullptr;
+}
+
+Buffer Buffer::zeros(DType dtype, Shape shape) {
+  Buffer b(dtype, shape);
+  std::memset(b.mem_, 0, b.bytes_);
+  return b;
 }
 
 }  // namespace tandem

@@ -1,19 +1,20 @@
-// Non-owning, row-major, contiguous tensor view plus an owning host buffer.
+// Non-owning, row-major, contiguous tensor view plus an owning buffer from an Allocator.
 #pragma once
 
 #include <array>
 #include <cstdint>
 #include <cstdlib>
+#include <utility>
 #include <initializer_list>
 #include <memory>
 #include <string>
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "tensor/allocator.h"
+#include "tensor/device.h"
 
 namespace tandem {
-
-enum class Device : uint8_t { kCPU, kCUDA };
 
 struct Shape {
   static constexpr int kMaxDims = 4;
@@ -44,7 +45,7 @@ struct Tensor {
   void* data = nullptr;
   Shape shape;
   DType dtype = DType::kF32;
-  Device device = Device::kCPU;
+  Device device{};  // where data lives; host code dereferences only host tensors
 
   bool empty() const { return data == nullptr; }
   int64_t numel() const { return shape.numel(); }
@@ -62,11 +63,21 @@ struct Tensor {
   Tensor reshape(Shape s) const;
 };
 
-/// Owning, 64-byte aligned host memory, zero-initialised.
+/// Owning memory from an allocator (host by default), aligned to Allocator::kAlignment, NOT initialised.
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(DType dtype, Shape shape);
+  Buffer(DType dtype, Shape shape) : Buffer(host_allocator(), dtype, shape) {}
+  Buffer(Allocator& allocator, DType dtype, Shape shape);
+  ~Buffer() { release(); }
+  Buffer(Buffer&& o) noexcept { *this = std::move(o); }
+  Buffer& operator=(Buffer&& o) noexcept;
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  /// A host buffer filled with zeros.
+  static Buffer zeros(DType dtype, Shape shape);
+
   Tensor view() const { return tensor_; }
   const Tensor& tensor() const { return tensor_; }
   template <typename T>
@@ -76,10 +87,10 @@ class Buffer {
   bool empty() const { return tensor_.empty(); }
 
  private:
-  struct Free {
-    void operator()(void* p) const { std::free(p); }
-  };
-  std::unique_ptr<void, Free> mem_;
+  void release();
+  Allocator* allocator_ = nullptr;
+  void* mem_ = nullptr;
+  size_t bytes_ = 0;
   Tensor tensor_;
 };
 

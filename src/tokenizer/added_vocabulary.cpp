@@ -2,8 +2,8 @@
 
 #include <algorithm>
 
+#include "core/utf8.h"
 #include "tokenizer/normalizer.h"
-#include "tokenizer/utf8.h"
 
 namespace tandem::tokenizer {
 namespace {
@@ -23,7 +23,7 @@ size_t trailing_space_start(std::string_view text) {
   bool in_run = false;
   for (size_t pos = 0; pos < text.size();) {
     const size_t at = pos;
-    if (is_white_space(utf8::decode_valid(text, pos))) {
+    if (is_white_space(utf8::decode(text, pos))) {
       if (!in_run) run_start = at;
       in_run = true;
     } else {
@@ -38,7 +38,7 @@ size_t leading_space_length(std::string_view text) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t next = pos;
-    if (!is_white_space(utf8::decode_valid(text, next))) break;
+    if (!is_white_space(utf8::decode(text, next))) break;
     pos = next;
   }
   return pos;

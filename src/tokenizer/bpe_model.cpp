@@ -4,9 +4,9 @@
 
 #include <algorithm>
 
+#include "core/utf8.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/json_fields.h"
-#include "tokenizer/utf8.h"
 
 namespace tandem::tokenizer {
 namespace {

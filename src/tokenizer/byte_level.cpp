@@ -2,7 +2,7 @@
 
 #include <array>
 
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace tandem::tokenizer::byte_level {
 namespace {
@@ -48,7 +48,7 @@ std::optional<std::string> decode(std::string_view token) {
   std::string out;
   out.reserve(token.size());
   for (size_t pos = 0; pos < token.size();) {
-    const auto b = char_to_byte(utf8::decode_valid(token, pos));
+    const auto b = char_to_byte(utf8::decode(token, pos));
     if (!b) return std::nullopt;
     out.push_back(static_cast<char>(*b));
   }

@@ -7,8 +7,8 @@
 #include <tuple>
 #include <vector>
 
+#include "core/utf8.h"
 #include "tokenizer/unicode_tables.h"
-#include "tokenizer/utf8.h"
 
 namespace tandem::tokenizer {
 namespace {
@@ -104,7 +104,7 @@ bool nfc_quick_check(std::string_view s) {
       pos += utf8::sequence_length(b);
       continue;
     }
-    if (unsafe.contains(utf8::decode_valid(s, pos))) return false;
+    if (unsafe.contains(utf8::decode(s, pos))) return false;
   }
   return true;
 }
@@ -113,7 +113,7 @@ std::string nfc(std::string_view s) {
   if (nfc_quick_check(s)) return std::string(s);
   std::vector<char32_t> cps;
   cps.reserve(s.size());
-  for (size_t pos = 0; pos < s.size();) decompose(utf8::decode_valid(s, pos), cps);
+  for (size_t pos = 0; pos < s.size();) decompose(utf8::decode(s, pos), cps);
 
   std::vector<uint8_t> classes(cps.size());
   for (size_t i = 0; i < cps.size(); ++i) classes[i] = ccc(cps[i]);

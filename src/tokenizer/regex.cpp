@@ -6,7 +6,7 @@
 #include <string>
 
 #include "core/error.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace tandem::tokenizer {
 namespace {

@@ -1,8 +1,8 @@
 #include "tokenizer/tokenizer.h"
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "tokenizer/tokenizer_components.h"
-#include "tokenizer/utf8.h"
 
 namespace tandem::tokenizer {
 

@@ -6,6 +6,7 @@
 #include <random>
 #include <thread>
 
+#include "common/prerequisite.h"
 #include "e2e/server_process.h"
 
 namespace tandem::test {
@@ -201,7 +202,9 @@ TEST(BatchInvariance, ConcurrentEqualsAloneWithAndWithoutSpeculation) {
     // (tests/spec/spec_decode_test.cpp) forces preemption deterministically at the engine level.
     std::cout << "tight KV cache: " << metric(metrics, "tandem:num_preemptions_total") << " preemptions\n";
   }
-  if (!model_has_mtp()) GTEST_SKIP() << test_model_dir() << " has no MTP layer: speculative half skipped";
+  TANDEM_REQUIRE_OR_SKIP(model_has_mtp(), test_model_dir()
+                                              << " has no MTP layer, which the speculative half needs "
+                                                 "(unset TANDEM_TEST_MODEL to use models/tandem-tiny)");
   {
     ServerProcess spec({"--max-running-requests", "16", "--speculative-algorithm", "NEXTN"});
     ASSERT_TRUE(spec.alive());

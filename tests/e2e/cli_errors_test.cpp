@@ -1,6 +1,6 @@
-// Bad checkpoints and bad flags through the real binary, built with ASan + UBSan (build-asan/, made by
-// `make test`): each gives a clear message naming the file / tensor / key, exit code 1, and no sanitizer
-// report.
+// Bad checkpoints and bad flags through the real binary (TANDEM_CLI_BINARY: the tandem of the same build, which
+// `make test` builds with ASan + UBSan in build-asan/): each gives a clear message naming the file / tensor /
+// key, exit code 1, and no sanitizer report.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -18,7 +18,7 @@ using ::testing::Not;
 
 namespace {
 
-std::filesystem::path asan_binary() { return test::source_dir() / "build-asan" / "bin" / "tandem"; }
+std::filesystem::path cli_binary() { return TANDEM_CLI_BINARY; }
 
 struct Result {
   int code;
@@ -26,7 +26,7 @@ struct Result {
 };
 
 Result run(const std::string& args) {
-  const std::string cmd = asan_binary().string() + " " + args + " 2>&1";
+  const std::string cmd = cli_binary().string() + " " + args + " 2>&1";
   std::array<char, 4096> buf{};
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
@@ -38,8 +38,8 @@ Result run(const std::string& args) {
 class CliErrors : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(std::filesystem::exists(asan_binary()))
-        << asan_binary() << " is missing: `make test` builds it (cmake -DTANDEM_SANITIZE=ON in build-asan)";
+    ASSERT_TRUE(std::filesystem::exists(cli_binary()))
+        << cli_binary() << " is missing: build the tandem target of this build folder";
   }
   /// Copies fixture glm-a, lets `edit` change its tensors, runs generate on it.
   Result generate_with(const std::function<void(const loader::TensorInfo&, loader::SafetensorsWriter&)>& edit,

@@ -3,7 +3,9 @@
 // every bad-input case with its status and the OpenAI error shape. Expected values come from independent
 // requests (non-streaming vs streaming, /tokenize vs usage, /generate ids vs /detokenize), never from the
 // code path under test alone.
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <regex>
 #include <set>
 #include <thread>
@@ -768,6 +770,77 @@ TEST_F(ServerApi, NativeAndInfoEndpoints) {
   EXPECT_TRUE(si.contains("draft_precision"));
   EXPECT_EQ(si["max_running_requests"], 8);
   EXPECT_EQ(ok_get("/health_generate")["status"], "ok");
+}
+
+// A streaming /generate event carries the choice's cumulative state, so only the last one may carry a
+// finish_reason (it was once seen on an earlier event: several engine outputs that arrived together were each
+// rendered from the final state). The bug needs outputs to pile up between two reads of the stream, so many
+// streams run at once, with every kind of finish (length, stop string, eos, stop token), and every event of
+// every stream is checked.
+TEST_F(ServerApi, StreamingGenerateFinishReasonOnlyOnTheLastEvent) {
+  constexpr int kStreams = 48, kClients = 8;
+  auto body_of = [](int i) {
+    Json sp = {{"max_new_tokens", 4 + (i * 7) % 40}, {"temperature", 0}, {"ignore_eos", true}};
+    // i % 4: 0 length, 1 a stop string (or length), 2 sampled until eos (or length), 3 a stop token (or
+    // length).
+    if (i % 4 == 1) sp["stop"] = Json::array({" the", "."});
+    if (i % 4 == 2) sp = {{"max_new_tokens", 48}, {"temperature", 1.0}, {"sampling_seed", i}};
+    if (i % 4 == 3) sp["stop_token_ids"] = Json::array({13, 11});
+    Json b = {{"text", i % 3 ? kPrompt : "Hello"}, {"stream", true}, {"sampling_params", sp}};
+    if (i % 5 == 0) b["return_logprob"] = true;
+    return b;
+  };
+  std::vector<std::vector<Json>> streams(kStreams);
+  std::atomic<int> next{0};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < kClients; ++t)
+    clients.emplace_back([&] {
+      auto c = server_->client();
+      for (int i; (i = next++) < kStreams;)
+        streams[i] = check_framing(post_stream(*c, "/generate", body_of(i)));
+    });
+  for (auto& t : clients) t.join();
+
+  std::map<std::string, int> finishes;
+  size_t checked_events = 0;
+  for (int i = 0; i < kStreams; ++i) {
+    const std::vector<Json>& events = streams[i];
+    const std::string what = "stream " + std::to_string(i) + " " + body_of(i).dump();
+    ASSERT_FALSE(events.empty()) << what;
+    std::string prev_text;
+    Json prev_ids = Json::array();
+    for (size_t k = 0; k < events.size(); ++k, ++checked_events) {
+      const Json& e = events[k];
+      const Json& mi = e["meta_info"];
+      const bool last = k + 1 == events.size();
+      EXPECT_EQ(mi["finish_reason"].is_null(), !last) << what << ": event " << k << " of " << events.size()
+                                                      << " has finish_reason " << mi["finish_reason"];
+      const std::string text = e["text"];
+      EXPECT_EQ(text.rfind(prev_text, 0), 0u) << what << ": event " << k << ": text is not cumulative";
+      ASSERT_TRUE(e["output_ids"].is_array()) << what;
+      EXPECT_GE(e["output_ids"].size(), prev_ids.size()) << what << ": event " << k;
+      EXPECT_TRUE(std::equal(prev_ids.begin(), prev_ids.end(), e["output_ids"].begin()))
+          << what << ": event " << k << ": output_ids are not cumulative";
+      EXPECT_EQ(mi["completion_tokens"], e["output_ids"].size()) << what << ": event " << k;
+      prev_text = text;
+      prev_ids = e["output_ids"];
+    }
+    const Json& fr = events.back()["meta_info"]["finish_reason"];
+    if (fr.is_object()) ++finishes[fr["type"].get<std::string>()];
+    // Greedy streams end where the same request without streaming ends.
+    if (i % 4 != 2 && i < 12) {
+      Json plain = body_of(i);
+      plain.erase("stream");
+      const Json full = ok_post("/generate", plain);
+      EXPECT_EQ(events.back()["text"], full["text"]) << what;
+      EXPECT_EQ(events.back()["meta_info"]["finish_reason"], full["meta_info"]["finish_reason"]) << what;
+    }
+  }
+  std::cout << "checked " << checked_events << " events of " << kStreams << " streams; finishes:";
+  for (const auto& [type, k] : finishes) std::cout << " " << type << "=" << k;
+  std::cout << "\n";
+  EXPECT_GE(finishes["length"], 1);
+  EXPECT_GE(finishes["stop"], 1);
 }
 
 TEST_F(ServerApi, ClientDisconnectAbortsAndFreesKv) {

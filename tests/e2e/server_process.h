@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/test_backend.h"
 #include "server/sse.h"
 
 namespace tandem::test {
@@ -38,7 +39,7 @@ inline std::string test_model_dir() {
   return std::string(TANDEM_SOURCE_DIR) + "/models/tandem-tiny";
 }
 
-inline std::string tandem_binary() { return std::string(TANDEM_BINARY_DIR) + "/bin/tandem"; }
+inline std::string tandem_binary() { return TANDEM_CLI_BINARY; }
 
 /// A port that was free a moment ago (bind to 0, read it back, release it).
 inline int free_port() {
@@ -71,7 +72,7 @@ class ServerProcess {
     for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
       port_ = free_port();
       std::vector<std::string> args = {tandem_binary(), "serve", "--model", test_model_dir(), "--host", "127.0.0.1",
-                                       "--port", std::to_string(port_)};
+                                       "--port", std::to_string(port_), "--device", test_device()};
       args.insert(args.end(), extra.begin(), extra.end());
       launch(args);
       if (wait_ready && !wait_until_ready()) {

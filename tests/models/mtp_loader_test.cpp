@@ -94,7 +94,8 @@ TEST(MtpLoader, Qwen3NextMtpBlockMatchesTransformers) {
   std::iota(pos.begin(), pos.end(), 0);
   std::iota(rows.begin(), rows.end(), 0);
   ops::SeqSlice s{.token_begin = 0, .n_tokens = static_cast<int32_t>(n), .start_pos = 0, .block_table = table.blocks().data()};
-  auto out = m->draft->forward(*be, cache, {.tokens = next, .hidden = h.view(), .positions = pos, .seqs = {&s, 1}, .logit_rows = rows});
+  Arena arena(be->allocator());
+  auto out = m->draft->forward(*be, arena, cache, {.tokens = next, .hidden = h.view(), .positions = pos, .seqs = {&s, 1}, .logit_rows = rows});
   const auto want = ref.floats("mtp_prefill_logits");
   EXPECT_LE(test::max_abs_diff(out.logits.ptr<float>(), want.data(), n * V), 2e-3f);
   const auto chain_ids = ref.ints("mtp_chain_ids");
@@ -106,7 +107,7 @@ TEST(MtpLoader, Qwen3NextMtpBlockMatchesTransformers) {
     const int32_t p = static_cast<int32_t>(n - 1 + step);
     const int32_t row = 0;
     ops::SeqSlice cs{.token_begin = 0, .n_tokens = 1, .start_pos = p, .block_table = table.blocks().data()};
-    auto o = m->draft->forward(*be, cache, {.tokens = {&tok, 1}, .hidden = prev.view(), .positions = {&p, 1}, .seqs = {&cs, 1}, .logit_rows = {&row, 1}});
+    auto o = m->draft->forward(*be, arena, cache, {.tokens = {&tok, 1}, .hidden = prev.view(), .positions = {&p, 1}, .seqs = {&cs, 1}, .logit_rows = {&row, 1}});
     EXPECT_LE(test::max_abs_diff(o.logits.ptr<float>(), chain_logits.data() + step * V, V), 2e-3f) << "chain step " << step;
     std::copy_n(o.hidden.ptr<float>(), H, prev.ptr<float>());
   }

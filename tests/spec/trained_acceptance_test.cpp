@@ -5,8 +5,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <fstream>
 
+#include "common/test_backend.h"
 #include "common/fixtures.h"
 #include "common/temp_dir.h"
 #include "engine/engine.h"
@@ -25,23 +27,43 @@ nlohmann::json eval_json() {
 struct Acceptance {
   double al = 0;
   int64_t verify_steps = 0, completion = 0;
+  std::vector<int64_t> prompt_verify_steps;         // per prompt of eval.json, in its order
+  // Per prompt: its last token came from a plain decode. The draft length is capped so no step verifies past
+  // max_tokens (spec/policy.h); the PyTorch reference verified K drafts for the final token too, so such a
+  // prompt has exactly one verify step fewer than the reference, with the same tokens.
+  std::vector<int> prompt_capped_last;
+  int64_t capped_last = 0;
+  std::vector<std::vector<int32_t>> prompt_tokens;  // per prompt: the completion
 };
 
 Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::json& ev, int K) {
-  engine::EngineOptions eo{.max_running_requests = 8, .kv_cache_tokens = 8 * 256, .max_model_len = 128};
+  // f32 KV: the reference ran in f32, and its counts are matched exactly (bf16 KV may flip a near-tie).
+  engine::EngineOptions eo{.max_running_requests = 8, .kv_cache_tokens = 8 * 256, .max_model_len = 128,
+                           .kv_cache_dtype = DType::kF32};
   eo.spec = {.enabled = true, .num_steps = K};
   engine::Engine eng(m, be, eo);
   Acceptance a;
-  for (const auto& p : ev["prompts"]) {
+  a.prompt_verify_steps.resize(ev["prompts"].size());
+  a.prompt_tokens.resize(ev["prompts"].size());
+  a.prompt_capped_last.resize(ev["prompts"].size());
+  std::vector<int64_t> steps_before(ev["prompts"].size(), 0);
+  for (size_t i = 0; i < ev["prompts"].size(); ++i) {
     engine::GenerateRequest r;
-    r.prompt = p.get<std::vector<int32_t>>();
+    r.prompt = ev["prompts"][i].get<std::vector<int32_t>>();
     r.max_tokens = ev["max_new_tokens"].get<int>();
     r.sampling.temperature = 0.0f;
     r.ignore_eos = true;
-    eng.submit(r, [&a](const engine::RequestOutput& o) {
-      if (!o.finished()) return;
+    eng.submit(r, [&a, &steps_before, i](const engine::RequestOutput& o) {
+      a.prompt_tokens[i].insert(a.prompt_tokens[i].end(), o.new_tokens.begin(), o.new_tokens.end());
+      if (!o.finished()) {
+        steps_before[i] = o.spec.verify_steps;
+        return;
+      }
+      a.prompt_capped_last[i] = o.spec.verify_steps == steps_before[i] ? 1 : 0;
+      a.capped_last += a.prompt_capped_last[i];
       a.verify_steps += o.spec.verify_steps;
       a.completion += o.completion_tokens;
+      a.prompt_verify_steps[i] = o.spec.verify_steps;
     });
   }
   eng.run_until_idle();
@@ -49,16 +71,37 @@ Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::jso
   return a;
 }
 
+// docs/benchmarks.md: tandem's verify-step counts equal those of the training script's PyTorch reference
+// (eval.json "spec"), so the two implementations accept the same drafts. Any difference is a bug (a verify or
+// rollback off by one shifts the counts even when the mean acceptance length barely moves), so the counts
+// must be identical, in total and per prompt ("per_prompt" holds each prompt's acceptance length to 4
+// decimals: max_new_tokens / AL rounds to its verify steps), and the output must be the reference's greedy
+// completion ("spec_equals_greedy": speculation never changes greedy output).
 TEST(TrainedDraft, AcceptanceIsHighAndMatchesThePyTorchReference) {
-  auto be = ops::make_cpu_backend(2);
+  auto be = test::make_test_backend(2);
   auto m = models::load_model(tiny(), {.with_draft = true, .draft_quant = {}}, *be);
   const auto ev = eval_json();
+  const int64_t max_new = ev["max_new_tokens"].get<int64_t>();
+  const auto& greedy = ev["greedy_completions"];
+  ASSERT_EQ(greedy.size(), ev["prompts"].size());
   for (int K = 1; K <= 3; ++K) {
+    const std::string key = "K" + std::to_string(K);
     const Acceptance a = measure(*m, *be, ev, K);
-    const double ref = ev["spec"]["K" + std::to_string(K)]["al"].get<double>();
+    const auto& ref = ev["spec"][key];
     std::cout << "K=" << K << ": tandem AL " << a.al << " (" << a.completion << " tokens / " << a.verify_steps
-              << " verify steps), PyTorch reference " << ref << "\n";
-    EXPECT_NEAR(a.al, ref, 0.1) << "K=" << K;
+              << " verify steps), PyTorch reference " << ref["al"] << " (" << ref["completion_tokens"]
+              << " / " << ref["verify_steps"] << ")\n";
+    EXPECT_EQ(a.completion, ref["completion_tokens"].get<int64_t>()) << key;
+    EXPECT_EQ(a.verify_steps + a.capped_last, ref["verify_steps"].get<int64_t>()) << key;
+    const auto& per_prompt = ev["per_prompt"][key];
+    ASSERT_EQ(per_prompt.size(), a.prompt_verify_steps.size()) << key;
+    for (size_t i = 0; i < per_prompt.size(); ++i) {
+      const auto ref_steps = std::llround(static_cast<double>(max_new) / per_prompt[i].get<double>());
+      EXPECT_EQ(a.prompt_verify_steps[i] + a.prompt_capped_last[i], ref_steps)
+          << key << " prompt " << i << " (" << ev["prompt_ids"][i] << ")";
+      EXPECT_EQ(a.prompt_tokens[i], greedy[i].get<std::vector<int32_t>>())
+          << key << " prompt " << i << " (" << ev["prompt_ids"][i] << ")";
+    }
     if (K == 1) {
       EXPECT_GE(a.al, 1.6);
     }
@@ -91,7 +134,7 @@ TEST(TrainedDraft, SwappingTheConcatOrderCollapsesAcceptance) {
     }
     w.add(t.name, t.dtype, t.shape, swapped.data());
   });
-  auto be = ops::make_cpu_backend(2);
+  auto be = test::make_test_backend(2);
   auto good = models::load_model(tiny(), {.with_draft = true, .draft_quant = {}}, *be);
   auto broken = models::load_model(tmp.path(), {.with_draft = true, .draft_quant = {}}, *be);
   const auto ev = eval_json();

@@ -53,11 +53,12 @@ TEST(Histogram, CumulativeBucketsMatchNaiveCount) {
   EXPECT_NE(out.find("# TYPE x histogram\n"), std::string::npos) << out;
 }
 
-TEST(Metrics, AcceptLengthIsOnePlusAcceptedPerDraft) {
+TEST(Metrics, AcceptLengthIsCompletionTokensPerVerifyStep) {
   engine::EngineCounters c;
   EXPECT_EQ(mean_accept_length(c), 0.0);
   c.spec_num_drafts = 4;
   c.spec_num_accepted_tokens = 6;
+  c.spec_completion_tokens = 10;  // SGLang's spec_accept_length: 10 tokens over 4 verify steps
   EXPECT_DOUBLE_EQ(mean_accept_length(c), 2.5);
   Metrics m;
   engine::EngineSnapshot s;

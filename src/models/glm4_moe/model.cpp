@@ -17,33 +17,37 @@ Glm4MoeForCausalLM::Glm4MoeForCausalLM(const Glm4MoeConfig& config, loader::Weig
   lm_head_ = wm.linear("lm_head", V, H, loader::Bias::kNone, loader::LinearLoad::kAsStored);
 }
 
-ForwardOutput Glm4MoeForCausalLM::forward(ops::Backend& be, const kv::KvCache& cache,
+ForwardOutput Glm4MoeForCausalLM::forward(ops::Backend& be, Arena& arena, const kv::KvCache& cache,
                                           const ForwardInput& in) const {
-  const int64_t T = static_cast<int64_t>(in.tokens.size()), H = config_.hidden_size, V = config_.vocab_size;
-  TANDEM_CHECK(T > 0 && in.positions.size() == in.tokens.size(), "forward: {} tokens, {} positions", T,
-               in.positions.size());
+  const ops::StepState step = be.begin_step(batch_desc(in, cache.shape().block_size), arena);
+  return forward(be, arena, cache, step, in.capture_hidden);
+}
+
+ForwardOutput Glm4MoeForCausalLM::forward(ops::Backend& be, Arena& arena, const kv::KvCache& cache,
+                                          const ops::StepState& step, bool capture_hidden) const {
+  const int64_t T = step.n_tokens, H = config_.hidden_size, V = config_.vocab_size, R = step.n_logit_rows;
+  TANDEM_CHECK(T > 0, "forward: empty batch");
   TANDEM_CHECK(cache.shape().n_layers >= n_kv_layers(), "forward: KV cache has {} layers, the model needs {}",
                cache.shape().n_layers, n_kv_layers());
-  const StepContext ctx{be, in.positions, in.seqs};
+  const StepContext ctx{be, arena, step};
 
-  Buffer hidden = be.alloc(DType::kF32, {T, H});  // [T, H] residual stream
-  be.embedding(in.tokens, embed_tokens_, hidden.view());
+  const Tensor hidden = arena.alloc(DType::kF32, {T, H});  // [T, H] residual stream
+  be.embedding(step.tokens, embed_tokens_, hidden);
   for (int l = 0; l < config_.num_hidden_layers; ++l)
-    decoder_layer_forward(ctx, layer_options_, layers_[l], cache.layer(l), hidden.view());
+    decoder_layer_forward(ctx, layer_options_, layers_[l], cache.layer(l), hidden);
 
   ForwardOutput out;
-  const int64_t R = static_cast<int64_t>(in.logit_rows.size());
-  Buffer last = be.alloc(DType::kF32, {R, H});  // [R, H] normed rows that need logits
-  if (in.capture_hidden) {
-    out.hidden = be.alloc(DType::kF32, {T, H});
-    be.rms_norm(hidden.view(), norm_, config_.rms_norm_eps, false, out.hidden.view());
-    if (R > 0) be.gather_rows(out.hidden.view(), in.logit_rows, last.view());
+  const Tensor last = arena.alloc(DType::kF32, {R, H});  // [R, H] normed rows that need logits
+  if (capture_hidden) {
+    out.hidden = arena.alloc(DType::kF32, {T, H});
+    be.rms_norm(hidden, norm_, config_.rms_norm_eps, false, out.hidden);
+    if (R > 0) be.gather_rows(out.hidden, step.logit_rows, last);
   } else if (R > 0) {
-    be.gather_rows(hidden.view(), in.logit_rows, last.view());
-    be.rms_norm(last.view(), norm_, config_.rms_norm_eps, false, last.view());
+    be.gather_rows(hidden, step.logit_rows, last);
+    be.rms_norm(last, norm_, config_.rms_norm_eps, false, last);
   }
-  out.logits = be.alloc(DType::kF32, {R, V});
-  if (R > 0) be.linear(last.view(), lm_head_, out.logits.view());
+  out.logits = arena.alloc(DType::kF32, {R, V});
+  if (R > 0) be.linear(last, lm_head_, out.logits);
   return out;
 }
 

@@ -21,8 +21,13 @@ class Glm4MoeForCausalLM {
   /// KV layers this model needs in a cache (one per decoder layer).
   int n_kv_layers() const { return config_.num_hidden_layers; }
 
-  /// Runs the batch; writes its K/V into `cache` layers [0, L).
-  ForwardOutput forward(ops::Backend& backend, const kv::KvCache& cache, const ForwardInput& in) const;
+  /// Runs the batch whose metadata `step` holds; writes its K/V into `cache` layers [0, L). Temporaries and
+  /// outputs come from `arena`.
+  [[nodiscard]] ForwardOutput forward(ops::Backend& backend, Arena& arena, const kv::KvCache& cache,
+                                      const ops::StepState& step, bool capture_hidden) const;
+  /// The same from a host batch (begin_step first).
+  [[nodiscard]] ForwardOutput forward(ops::Backend& backend, Arena& arena, const kv::KvCache& cache,
+                                      const ForwardInput& in) const;
 
   const Tensor& embed_tokens() const { return embed_tokens_; }      // [V, H]
   const ops::LinearWeight& lm_head() const { return lm_head_; }     // [V, H]

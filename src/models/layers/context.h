@@ -1,16 +1,16 @@
-// What one forward pass of a layer stack needs besides its weights, passed explicitly (no global context).
+// What one forward pass of a layer stack needs besides its weights, passed explicitly (no global context):
+// the backend, the step's arena for temporaries, and the step's backend-resident metadata.
 #pragma once
 
-#include <span>
-
 #include "ops/ops.h"
+#include "tensor/arena.h"
 
 namespace tandem::models {
 
 struct StepContext {
   ops::Backend& backend;
-  std::span<const int32_t> positions;    // [T] cache position of each batch row
-  std::span<const ops::SeqSlice> seqs;   // where each sequence's rows sit in the batch and its cache
+  Arena& arena;                 // temporaries; valid until the step ends
+  const ops::StepState& state;  // positions, sequence slices, block tables of this forward
 };
 
 }  // namespace tandem::models

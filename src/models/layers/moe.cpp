@@ -2,32 +2,28 @@
 
 namespace tandem::models {
 
-void mlp_forward(ops::Backend& be, const ops::MlpWeights& w, const Tensor& x, const Tensor& out) {
-  be.mlp(x, w, out);
-}
-
-void moe_forward(ops::Backend& be, const ops::MoeRouting& routing, const MoeWeights& w, const Tensor& x,
+void moe_forward(const StepContext& ctx, const ops::MoeRouting& routing, const MoeWeights& w, const Tensor& x,
                  const Tensor& out) {
+  ops::Backend& be = ctx.backend;
+  Arena& arena = ctx.arena;
   const int64_t T = x.dim(0), H = x.dim(1), E = w.gate.out_features();
-  Buffer logits = be.alloc(DType::kF32, {T, E});            // [T, E]
-  Buffer ids = be.alloc(DType::kI32, {T, routing.top_k});   // [T, K]
-  Buffer weights = be.alloc(DType::kF32, {T, routing.top_k});  // [T, K]
-  be.linear(x, w.gate, logits.view());
-  be.moe_route(logits.view(), w.e_score_correction_bias, routing, ids.view(), weights.view());
+  const Tensor logits = arena.alloc(DType::kF32, {T, E});              // [T, E]
+  const Tensor ids = arena.alloc(DType::kI32, {T, routing.top_k});     // [T, K]
+  const Tensor weights = arena.alloc(DType::kF32, {T, routing.top_k});  // [T, K]
+  be.linear(x, w.gate, logits);
+  be.moe_route(logits, w.e_score_correction_bias, routing, ids, weights);
 
   // out = routed sum (+ shared experts, fused into the same pass unless a gate scales them).
   const bool gated_shared = w.has_shared && !w.shared_expert_gate.weight.empty();
-  Buffer zero = be.alloc(DType::kF32, {T, H});  // [T, H]
-  be.copy_cols(zero.view(), 0, out, 0, H);
-  be.moe_experts(x, ids.view(), weights.view(), w.experts, w.has_shared && !gated_shared ? &w.shared_experts : nullptr,
-                 out);
+  be.fill_zero(out);
+  be.moe_experts(x, ids, weights, w.experts, w.has_shared && !gated_shared ? &w.shared_experts : nullptr, out);
   if (gated_shared) {
-    Buffer shared = be.alloc(DType::kF32, {T, H});  // [T, H]
-    Buffer sg = be.alloc(DType::kF32, {T, 1});      // [T, 1]
-    mlp_forward(be, w.shared_experts, x, shared.view());
-    be.linear(x, w.shared_expert_gate, sg.view());
-    be.mul_sigmoid(shared.view(), sg.view(), shared.view());
-    be.add(out, shared.view(), out);
+    const Tensor shared = arena.alloc(DType::kF32, {T, H});  // [T, H]
+    const Tensor sg = arena.alloc(DType::kF32, {T, 1});      // [T, 1]
+    be.mlp(x, w.shared_experts, shared);
+    be.linear(x, w.shared_expert_gate, sg);
+    be.mul_sigmoid(shared, sg, shared);
+    be.add(out, shared, out);
   }
 }
 

@@ -17,11 +17,8 @@ struct MoeWeights {
   ops::LinearWeight shared_expert_gate;  // [1, H]; empty weight when the family has none
 };
 
-/// SwiGLU MLP: out[T, H] = down(silu(gate(x)) * up(x)). x [T, H] f32.
-void mlp_forward(ops::Backend& be, const ops::MlpWeights& w, const Tensor& x, const Tensor& out);
-
 /// out[T, H] = routed mixture + shared expert. x [T, H] f32 (normed).
-void moe_forward(ops::Backend& be, const ops::MoeRouting& routing, const MoeWeights& w, const Tensor& x,
+void moe_forward(const StepContext& ctx, const ops::MoeRouting& routing, const MoeWeights& w, const Tensor& x,
                  const Tensor& out);
 
 }  // namespace tandem::models

@@ -28,36 +28,45 @@ MtpDraft::MtpDraft(const MtpSpec& spec, loader::WeightMap& wm, const Tensor& tar
   final_norm_ = wm.tensor(p + L.final_norm + ".weight", {H}, kFloatTypes);
 }
 
-ForwardOutput MtpDraft::forward(ops::Backend& be, const kv::KvCache& cache, const DraftInput& in) const {
-  const int64_t T = static_cast<int64_t>(in.tokens.size()), H = spec_.hidden_size, V = spec_.vocab_size;
-  TANDEM_CHECK(T > 0 && in.hidden.dim(0) == T && in.hidden.dim(1) == H && in.positions.size() == in.tokens.size(),
-               "draft forward: {} tokens, hidden {}, {} positions", T, in.hidden.shape.str(), in.positions.size());
+ForwardOutput MtpDraft::forward(ops::Backend& be, Arena& arena, const kv::KvCache& cache,
+                               const DraftInput& in) const {
+  const ops::StepState step = be.begin_step(
+      ops::BatchDesc{.tokens = in.tokens, .positions = in.positions, .seqs = in.seqs, .logit_rows = in.logit_rows,
+                     .block_size = cache.shape().block_size},
+      arena);
+  return forward(be, arena, cache, step, in.hidden);
+}
+
+ForwardOutput MtpDraft::forward(ops::Backend& be, Arena& arena, const kv::KvCache& cache, const ops::StepState& step,
+                               const Tensor& hidden) const {
+  const int64_t T = step.n_tokens, H = spec_.hidden_size, V = spec_.vocab_size, R = step.n_logit_rows;
+  TANDEM_CHECK(T > 0 && hidden.dim(0) == T && hidden.dim(1) == H, "draft forward: {} tokens, hidden {}", T,
+               hidden.shape.str());
   const bool unit = spec_.layout.unit_offset_norms;
   const float eps = spec_.rms_norm_eps;
 
-  Buffer e = be.alloc(DType::kF32, {T, H});        // [T, H]
-  Buffer cat = be.alloc(DType::kF32, {T, 2 * H});  // [T, 2H] = [norm_embedding(e) | norm_hidden(h)]
-  Buffer hn = be.alloc(DType::kF32, {T, H});       // [T, H]
-  be.embedding(in.tokens, embed_, e.view());
-  be.rms_norm(e.view(), norm_embedding_, eps, unit, e.view());
-  be.rms_norm(in.hidden, norm_hidden_, eps, unit, hn.view());
-  be.copy_cols(e.view(), 0, cat.view(), 0, H);  // embedding first (vLLM, SGLang, llama.cpp agree)
-  be.copy_cols(hn.view(), 0, cat.view(), H, H);
+  const Tensor e = arena.alloc(DType::kF32, {T, H});        // [T, H]
+  const Tensor cat = arena.alloc(DType::kF32, {T, 2 * H});  // [T, 2H] = [norm_embedding(e) | norm_hidden(h)]
+  const Tensor hn = arena.alloc(DType::kF32, {T, H});       // [T, H]
+  be.embedding(step.tokens, embed_, e);
+  be.rms_norm(e, norm_embedding_, eps, unit, e);
+  be.rms_norm(hidden, norm_hidden_, eps, unit, hn);
+  be.copy_cols(e, 0, cat, 0, H);  // embedding first (vLLM, SGLang, llama.cpp agree)
+  be.copy_cols(hn, 0, cat, H, H);
 
-  Buffer z = be.alloc(DType::kF32, {T, H});  // [T, H] residual stream of the draft layer
-  be.linear(cat.view(), fc_, z.view());
-  const StepContext ctx{be, in.positions, in.seqs};
-  decoder_layer_forward(ctx, spec_.layer_options, layer_, cache.layer(0), z.view());
+  const Tensor z = arena.alloc(DType::kF32, {T, H});  // [T, H] residual stream of the draft layer
+  be.linear(cat, fc_, z);
+  const StepContext ctx{be, arena, step};
+  decoder_layer_forward(ctx, spec_.layer_options, layer_, cache.layer(0), z);
 
   ForwardOutput out;
-  out.hidden = be.alloc(DType::kF32, {T, H});
-  be.rms_norm(z.view(), final_norm_, eps, unit, out.hidden.view());
-  const int64_t R = static_cast<int64_t>(in.logit_rows.size());
-  out.logits = be.alloc(DType::kF32, {R, V});
+  out.hidden = arena.alloc(DType::kF32, {T, H});
+  be.rms_norm(z, final_norm_, eps, unit, out.hidden);
+  out.logits = arena.alloc(DType::kF32, {R, V});
   if (R > 0) {
-    Buffer rows = be.alloc(DType::kF32, {R, H});  // [R, H]
-    be.gather_rows(out.hidden.view(), in.logit_rows, rows.view());
-    be.linear(rows.view(), head_, out.logits.view());
+    const Tensor rows = arena.alloc(DType::kF32, {R, H});  // [R, H]
+    be.gather_rows(out.hidden, step.logit_rows, rows);
+    be.linear(rows, head_, out.logits);
   }
   return out;
 }

@@ -32,8 +32,13 @@ class MtpDraft {
   MtpDraft(const MtpSpec& spec, loader::WeightMap& wm, const Tensor& target_embed,
            const ops::LinearWeight& target_head, loader::LinearLoad load);
 
-  /// Output: logits [logit_rows, V] and hidden [T, H] = h' for every row. Writes KV layer 0 of `cache`.
-  ForwardOutput forward(ops::Backend& backend, const kv::KvCache& cache, const DraftInput& in) const;
+  /// Output: logits [logit_rows, V] and hidden [T, H] = h' for every row (from `arena`). Writes KV layer 0 of
+  /// `cache`. `step` gives tokens t_{i+1}, positions i, slices and logit rows; hidden [T, H] f32 is h_i.
+  [[nodiscard]] ForwardOutput forward(ops::Backend& backend, Arena& arena, const kv::KvCache& cache,
+                                      const ops::StepState& step, const Tensor& hidden) const;
+  /// The same from a host batch (begin_step first).
+  [[nodiscard]] ForwardOutput forward(ops::Backend& backend, Arena& arena, const kv::KvCache& cache,
+                                      const DraftInput& in) const;
 
   const MtpLayout& layout() const { return spec_.layout; }
   bool has_own_embed() const { return own_embed_; }

@@ -9,6 +9,12 @@
 
 namespace tandem::ops::cpu {
 
+// data_movement.cpp
+void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col, int64_t n_cols);
+void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& dst);
+void mul_sigmoid(const Tensor& x, const Tensor& gate, const Tensor& out);
+void argmax_rows(const CpuContext& ctx, const Tensor& logits, const Tensor& ids);
+
 // elementwise.cpp
 void embedding(const CpuContext& ctx, std::span<const int32_t> ids, const Tensor& table, const Tensor& out);
 void silu_mul(const CpuContext& ctx, const Tensor& gate, const Tensor& up, const Tensor& out);
@@ -21,6 +27,9 @@ void rope_neox(const CpuContext& ctx, const Tensor& x, std::span<const int32_t> 
                float theta);
 
 // attention.cpp
+/// f32 -> float8_e4m3fn as kv_store rounds it: nearest-even, saturating to +-448, NaN to 0x7f. Bit for bit
+/// core's f32_to_f8e4m3 (the reference; checked by ops_cpu_test), without its libm calls.
+uint8_t kv_f32_to_f8e4m3(float f);
 void kv_store(const CpuContext& ctx, const Tensor& k, const Tensor& v, const KvLayerView& kv,
               std::span<const SeqSlice> seqs);
 void attention(const CpuContext& ctx, const Tensor& q, const KvLayerView& kv, std::span<const SeqSlice> seqs,

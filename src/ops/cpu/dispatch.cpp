@@ -51,4 +51,17 @@ const KernelTable& kernel_table(Isa isa) {
   fail("cpu backend: unknown ISA {}", static_cast<int>(isa));
 }
 
+const AttentionKernels& attention_kernels(const KernelTable& table, DType kv_dtype) {
+  switch (kv_dtype) {
+    case DType::kF32:
+      return table.attn_f32;
+    case DType::kBF16:
+      return table.attn_bf16;
+    case DType::kF8E4M3:
+      return table.attn_f8;
+    default:
+      fail("attention: no kernels for a KV cache of {}", dtype_name(kv_dtype));
+  }
+}
+
 }  // namespace tandem::ops::cpu

@@ -53,19 +53,29 @@ using LinearRowsFn = void (*)(const LinearProblem& p, int64_t row_begin, int64_t
 /// Input-dimension chunk of the linear kernels (see LinearRowsFn). Multiple of every vector width.
 inline constexpr int64_t kLinearChunk = 512;
 
+/// Attention kernels over one KV cache element type (f32, bf16 or f8_e4m3). Every stored element is read as
+/// its exact f32 value: bf16 and e4m3 widen exactly, and an fp8 cache's per-head scale is the caller's to
+/// apply (it is constant over a kv head, so it folds into `scale` and into the softmax normaliser). k and v
+/// are rows of that element type; strides count elements.
+struct AttentionKernels {
+  /// Attention scores of n_heads query heads against n_rows keys (vectors of d elements):
+  /// scores[h * s_stride + r] = scale * dot(q + h * q_stride, k + r * k_stride). Each key load is shared by
+  /// the heads, and every (h, r) result is independent of n_heads (same bits whatever the grouping).
+  void (*qk_rows)(const float* q, int64_t q_stride, int n_heads, const void* k, int64_t k_stride, int n_rows,
+                  int64_t d, float scale, float* scores, int64_t s_stride) = nullptr;
+  /// acc[h * o_stride + i] += sum_r p[h * p_stride + r] * v[r * v_stride + i] for h < n_heads, i < d; rows
+  /// are added in order r = 0, 1, ...
+  void (*pv_rows)(const float* p, int64_t p_stride, int n_heads, const void* v, int64_t v_stride, int n_rows,
+                  int64_t d, float* acc, int64_t o_stride) = nullptr;
+};
+
 /// Vector kernels for one ISA. All pointers are f32 unless stated; n may be any size (tails handled).
 struct KernelTable {
   Isa isa = Isa::kScalar;
   LinearRowsFn linear_rows = nullptr;
-  /// Attention scores of n_heads query heads against n_rows keys (vectors of d elements):
-  /// scores[h * s_stride + r] = scale * dot(q + h * q_stride, k + r * k_stride). Each key load is shared by
-  /// the heads, and every (h, r) result is independent of n_heads (same bits whatever the grouping).
-  void (*qk_rows)(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
-                  int64_t d, float scale, float* scores, int64_t s_stride) = nullptr;
-  /// acc[h * o_stride + i] += sum_r p[h * p_stride + r] * v[r * v_stride + i] for h < n_heads, i < d; rows
-  /// are added in order r = 0, 1, ...
-  void (*pv_rows)(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
-                  int64_t d, float* acc, int64_t o_stride) = nullptr;
+  AttentionKernels attn_f32;   // KV cache of f32
+  AttentionKernels attn_bf16;  // KV cache of bf16
+  AttentionKernels attn_f8;    // KV cache of f8_e4m3
   /// x[i] = exp(x[i] - shift); returns the sum of the new values.
   float (*exp_shift_sum)(float* x, int64_t n, float shift) = nullptr;
   /// out[i] = silu(gate[i]) * up[i]; out may alias gate or up.
@@ -80,6 +90,8 @@ struct KernelTable {
 
 /// The kernels for `isa`; fails when the machine cannot run it.
 const KernelTable& kernel_table(Isa isa);
+/// The table's attention kernels for a KV cache of `kv_dtype`; fails for a type the kernels do not read.
+const AttentionKernels& attention_kernels(const KernelTable& table, DType kv_dtype);
 
 // Per-ISA linear kernels (linear_<isa>.cpp) and tables (vector_<isa>.cpp).
 void linear_rows_scalar(const LinearProblem& p, int64_t row_begin, int64_t row_end, int64_t tok_begin,

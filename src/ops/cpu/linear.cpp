@@ -54,7 +54,7 @@ PreparedLinear::PreparedLinear(const LinearWeight& w, std::string_view what) {
   const Tensor& wt = w.weight;
   TANDEM_CHECK(!wt.empty() && wt.rank() == 2, "{}: weight must be a 2-D [out, in] tensor, got {}", what,
                wt.shape.str());
-  TANDEM_CHECK(wt.device == Device::kCPU, "{}: weight is not in host memory", what);
+  TANDEM_CHECK(wt.device.is_host(), "{}: weight is not in host memory", what);
   const int64_t out = wt.dim(0), in = wt.dim(1);
   TANDEM_CHECK(out > 0 && in > 0, "{}: weight {} has an empty dimension", what, wt.shape.str());
   if (w.quant == WeightQuant::kNone) {

@@ -2,6 +2,7 @@
 #include <immintrin.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "ops/cpu/dispatch.h"
 
@@ -45,28 +46,68 @@ __m256 exp_ps(__m256 x) {
   return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
 }
 
-template <int NH>
-void qk_heads(const float* q, int64_t q_stride, const float* k, int64_t k_stride, int n_rows, int64_t d,
+// KV elements as f32 vectors. bf16 widens exactly (a shift); e4m3 goes through f16 (sign-extend, shift
+// left 7, clear bit 14, as in linear_avx2.cpp), which reads 2^-8 times the e4m3 value, so the kernels fold
+// kKvUnit = 256 into the score scale and into the probabilities. Both are exact power-of-two products, so
+// every result has the bits it would have with the exact values. AVX2 has no 8/16-bit masked loads: tails
+// go through a zeroed copy.
+template <DType KT>
+constexpr float kKvUnit = KT == DType::kF8E4M3 ? 256.0f : 1.0f;
+
+template <DType KT>
+__m256 load_kv(const void* row, int64_t i, int64_t left) {
+  if constexpr (KT == DType::kF32) {
+    return _mm256_maskload_ps(static_cast<const float*>(row) + i, tail_mask(left));
+  } else if constexpr (KT == DType::kBF16) {
+    const uint16_t* p = static_cast<const uint16_t*>(row) + i;
+    __m128i raw;
+    if (left >= 8) {
+      raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    } else {
+      alignas(16) uint16_t tmp[8] = {};
+      std::memcpy(tmp, p, static_cast<size_t>(left) * 2);
+      raw = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+    }
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+  } else {
+    const uint8_t* p = static_cast<const uint8_t*>(row) + i;
+    __m128i raw;
+    if (left >= 8) {
+      raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    } else {
+      alignas(16) uint8_t tmp[16] = {};
+      std::memcpy(tmp, p, static_cast<size_t>(left));
+      raw = _mm_load_si128(reinterpret_cast<const __m128i*>(tmp));
+    }
+    __m128i h = _mm_slli_epi16(_mm_cvtepi8_epi16(raw), 7);
+    h = _mm_and_si128(h, _mm_set1_epi16(static_cast<int16_t>(0xbfff)));
+    return _mm256_cvtph_ps(h);
+  }
+}
+
+template <int NH, DType KT>
+void qk_heads(const float* q, int64_t q_stride, const void* k, int64_t k_stride, int n_rows, int64_t d,
               float scale, float* scores, int64_t s_stride) {
+  const float s = scale * kKvUnit<KT>;
   for (int r = 0; r < n_rows; ++r) {
-    const float* kr = k + r * k_stride;
+    const int64_t kr = r * k_stride;
     __m256 acc[NH];
 #pragma GCC unroll 4
     for (int h = 0; h < NH; ++h) acc[h] = _mm256_setzero_ps();
     for (int64_t i = 0; i < d; i += 8) {
       const __m256i m = tail_mask(d - i);
-      const __m256 kv = _mm256_maskload_ps(kr + i, m);
+      const __m256 kv = load_kv<KT>(k, kr + i, d - i);
 #pragma GCC unroll 4
       for (int h = 0; h < NH; ++h)
         acc[h] = _mm256_fmadd_ps(_mm256_maskload_ps(q + h * q_stride + i, m), kv, acc[h]);
     }
 #pragma GCC unroll 4
-    for (int h = 0; h < NH; ++h) scores[h * s_stride + r] = scale * hsum(acc[h]);
+    for (int h = 0; h < NH; ++h) scores[h * s_stride + r] = s * hsum(acc[h]);
   }
 }
 
-template <int NH>
-void pv_heads(const float* p, int64_t p_stride, const float* v, int64_t v_stride, int n_rows, int64_t d,
+template <int NH, DType KT>
+void pv_heads(const float* p, int64_t p_stride, const void* v, int64_t v_stride, int n_rows, int64_t d,
               float* acc, int64_t o_stride) {
   for (int64_t i = 0; i < d; i += 8) {
     const __m256i m = tail_mask(d - i);
@@ -74,31 +115,36 @@ void pv_heads(const float* p, int64_t p_stride, const float* v, int64_t v_stride
 #pragma GCC unroll 4
     for (int h = 0; h < NH; ++h) a[h] = _mm256_maskload_ps(acc + h * o_stride + i, m);
     for (int r = 0; r < n_rows; ++r) {
-      const __m256 vv = _mm256_maskload_ps(v + r * v_stride + i, m);
+      const __m256 vv = load_kv<KT>(v, r * v_stride + i, d - i);
 #pragma GCC unroll 4
-      for (int h = 0; h < NH; ++h) a[h] = _mm256_fmadd_ps(_mm256_set1_ps(p[h * p_stride + r]), vv, a[h]);
+      for (int h = 0; h < NH; ++h)
+        a[h] = _mm256_fmadd_ps(_mm256_set1_ps(p[h * p_stride + r] * kKvUnit<KT>), vv, a[h]);
     }
 #pragma GCC unroll 4
     for (int h = 0; h < NH; ++h) _mm256_maskstore_ps(acc + h * o_stride + i, m, a[h]);
   }
 }
 
-void qk_rows(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+template <DType KT>
+void qk_rows(const float* q, int64_t q_stride, int n_heads, const void* k, int64_t k_stride, int n_rows,
              int64_t d, float scale, float* scores, int64_t s_stride) {
   int h = 0;
   for (; h + 4 <= n_heads; h += 4)
-    qk_heads<4>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride, s_stride);
+    qk_heads<4, KT>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride,
+                    s_stride);
   for (; h < n_heads; ++h)
-    qk_heads<1>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride, s_stride);
+    qk_heads<1, KT>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride,
+                    s_stride);
 }
 
-void pv_rows(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+template <DType KT>
+void pv_rows(const float* p, int64_t p_stride, int n_heads, const void* v, int64_t v_stride, int n_rows,
              int64_t d, float* acc, int64_t o_stride) {
   int h = 0;
   for (; h + 4 <= n_heads; h += 4)
-    pv_heads<4>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
+    pv_heads<4, KT>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
   for (; h < n_heads; ++h)
-    pv_heads<1>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
+    pv_heads<1, KT>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
 }
 
 float exp_shift_sum(float* x, int64_t n, float shift) {
@@ -180,8 +226,9 @@ const KernelTable& avx2_kernels() {
   static const KernelTable table{
       .isa = Isa::kAvx2,
       .linear_rows = linear_rows_avx2,
-      .qk_rows = qk_rows,
-      .pv_rows = pv_rows,
+      .attn_f32 = {.qk_rows = qk_rows<DType::kF32>, .pv_rows = pv_rows<DType::kF32>},
+      .attn_bf16 = {.qk_rows = qk_rows<DType::kBF16>, .pv_rows = pv_rows<DType::kBF16>},
+      .attn_f8 = {.qk_rows = qk_rows<DType::kF8E4M3>, .pv_rows = pv_rows<DType::kF8E4M3>},
       .exp_shift_sum = exp_shift_sum,
       .silu_mul = silu_mul,
       .sum_squares = sum_squares,

@@ -34,28 +34,72 @@ __mmask16 chunk_mask(int64_t left) {
   return left >= 16 ? static_cast<__mmask16>(0xffff) : tail_mask(left);
 }
 
-template <int NH>
-void qk_heads(const float* q, int64_t q_stride, const float* k, int64_t k_stride, int n_rows, int64_t d,
+// KV elements as f32 vectors. bf16 widens exactly (a shift); e4m3 goes through f16 (sign-extend, shift
+// left 7, clear bit 14, as in linear_avx512.cpp), which reads 2^-8 times the e4m3 value, so the kernels fold
+// kKvUnit = 256 into the score scale and into the probabilities. Both are exact power-of-two products, so
+// every result has the bits it would have with the exact values.
+template <DType KT>
+constexpr float kKvUnit = KT == DType::kF8E4M3 ? 256.0f : 1.0f;
+
+__m512 f8_to_f32_scaled(__m128i bytes) {
+  __m256i h = _mm256_slli_epi16(_mm256_cvtepi8_epi16(bytes), 7);
+  h = _mm256_and_si256(h, _mm256_set1_epi16(static_cast<int16_t>(0xbfff)));
+  return _mm512_cvtph_ps(h);
+}
+
+__m512 bf16_to_f32(__m256i v) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16));
+}
+
+/// Elements [i, i + 16) of a KV row.
+template <DType KT>
+__m512 load_kv(const void* row, int64_t i) {
+  if constexpr (KT == DType::kF32) {
+    return _mm512_loadu_ps(static_cast<const float*>(row) + i);
+  } else if constexpr (KT == DType::kBF16) {
+    return bf16_to_f32(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(row) + i)));
+  } else {
+    return f8_to_f32_scaled(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint8_t*>(row) + i)));
+  }
+}
+
+/// The elements of [i, i + 16) that `m` selects; the others read 0.
+template <DType KT>
+__m512 load_kv_masked(__mmask16 m, const void* row, int64_t i) {
+  if constexpr (KT == DType::kF32) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(row) + i);
+  } else if constexpr (KT == DType::kBF16) {
+    return bf16_to_f32(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(row) + i));
+  } else {
+    return f8_to_f32_scaled(_mm_maskz_loadu_epi8(m, static_cast<const uint8_t*>(row) + i));
+  }
+}
+
+template <int NH, DType KT>
+void qk_heads(const float* q, int64_t q_stride, const void* k, int64_t k_stride, int n_rows, int64_t d,
               float scale, float* scores, int64_t s_stride) {
+  const float s = scale * kKvUnit<KT>;
   for (int r = 0; r < n_rows; ++r) {
-    const float* kr = k + r * k_stride;
+    const int64_t kr = r * k_stride;
     __m512 acc[NH];
 #pragma GCC unroll 4
     for (int h = 0; h < NH; ++h) acc[h] = _mm512_setzero_ps();
     for (int64_t i = 0; i < d; i += 16) {
       const __mmask16 m = chunk_mask(d - i);
-      const __m512 kv = _mm512_maskz_loadu_ps(m, kr + i);
+      const __m512 kv = load_kv_masked<KT>(m, k, kr + i);
 #pragma GCC unroll 4
       for (int h = 0; h < NH; ++h)
         acc[h] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, q + h * q_stride + i), kv, acc[h]);
     }
 #pragma GCC unroll 4
-    for (int h = 0; h < NH; ++h) scores[h * s_stride + r] = scale * hsum_avx512(acc[h]);
+    for (int h = 0; h < NH; ++h) scores[h * s_stride + r] = s * hsum_avx512(acc[h]);
   }
 }
 
-template <int NH>
-void pv_heads(const float* p, int64_t p_stride, const float* v, int64_t v_stride, int n_rows, int64_t d,
+template <int NH, DType KT>
+void pv_heads(const float* p, int64_t p_stride, const void* v, int64_t v_stride, int n_rows, int64_t d,
               float* acc, int64_t o_stride) {
   for (int64_t i = 0; i < d; i += 16) {
     const __mmask16 m = chunk_mask(d - i);
@@ -63,9 +107,10 @@ void pv_heads(const float* p, int64_t p_stride, const float* v, int64_t v_stride
 #pragma GCC unroll 4
     for (int h = 0; h < NH; ++h) a[h] = _mm512_maskz_loadu_ps(m, acc + h * o_stride + i);
     for (int r = 0; r < n_rows; ++r) {
-      const __m512 vv = _mm512_maskz_loadu_ps(m, v + r * v_stride + i);
+      const __m512 vv = load_kv_masked<KT>(m, v, r * v_stride + i);
 #pragma GCC unroll 4
-      for (int h = 0; h < NH; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[h * p_stride + r]), vv, a[h]);
+      for (int h = 0; h < NH; ++h)
+        a[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[h * p_stride + r] * kKvUnit<KT>), vv, a[h]);
     }
 #pragma GCC unroll 4
     for (int h = 0; h < NH; ++h) _mm512_mask_storeu_ps(acc + h * o_stride + i, m, a[h]);
@@ -76,9 +121,10 @@ void pv_heads(const float* p, int64_t p_stride, const float* v, int64_t v_stride
 // registers, so each K/V load feeds two heads and the load ports stop being the bottleneck. Every (head,
 // row) value goes through the same operations in the same order as qk_heads / pv_heads, so results do not
 // depend on which path ran.
-template <int C>
-void qk_pair(const float* q0, const float* q1, const float* k, int64_t k_stride, int n_rows, float scale,
+template <int C, DType KT>
+void qk_pair(const float* q0, const float* q1, const void* k, int64_t k_stride, int n_rows, float scale,
              float* s0, float* s1) {
+  const float s = scale * kKvUnit<KT>;
   __m512 qa[C], qb[C];
 #pragma GCC unroll 16
   for (int c = 0; c < C; ++c) {
@@ -87,38 +133,38 @@ void qk_pair(const float* q0, const float* q1, const float* k, int64_t k_stride,
   }
   int r = 0;
   for (; r + 2 <= n_rows; r += 2) {
-    const float* k0 = k + r * k_stride;
-    const float* k1 = k0 + k_stride;
+    const int64_t k0 = r * k_stride;
+    const int64_t k1 = k0 + k_stride;
     __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;  // [head][row]
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) {
-      const __m512 kv0 = _mm512_loadu_ps(k0 + 16 * c), kv1 = _mm512_loadu_ps(k1 + 16 * c);
+      const __m512 kv0 = load_kv<KT>(k, k0 + 16 * c), kv1 = load_kv<KT>(k, k1 + 16 * c);
       a00 = _mm512_fmadd_ps(qa[c], kv0, a00);
       a01 = _mm512_fmadd_ps(qa[c], kv1, a01);
       a10 = _mm512_fmadd_ps(qb[c], kv0, a10);
       a11 = _mm512_fmadd_ps(qb[c], kv1, a11);
     }
-    s0[r] = scale * hsum_avx512(a00);
-    s0[r + 1] = scale * hsum_avx512(a01);
-    s1[r] = scale * hsum_avx512(a10);
-    s1[r + 1] = scale * hsum_avx512(a11);
+    s0[r] = s * hsum_avx512(a00);
+    s0[r + 1] = s * hsum_avx512(a01);
+    s1[r] = s * hsum_avx512(a10);
+    s1[r + 1] = s * hsum_avx512(a11);
   }
   if (r < n_rows) {
-    const float* k0 = k + r * k_stride;
+    const int64_t k0 = r * k_stride;
     __m512 a0 = _mm512_setzero_ps(), a1 = a0;
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) {
-      const __m512 kv = _mm512_loadu_ps(k0 + 16 * c);
+      const __m512 kv = load_kv<KT>(k, k0 + 16 * c);
       a0 = _mm512_fmadd_ps(qa[c], kv, a0);
       a1 = _mm512_fmadd_ps(qb[c], kv, a1);
     }
-    s0[r] = scale * hsum_avx512(a0);
-    s1[r] = scale * hsum_avx512(a1);
+    s0[r] = s * hsum_avx512(a0);
+    s1[r] = s * hsum_avx512(a1);
   }
 }
 
-template <int C>
-void pv_pair(const float* p0, const float* p1, const float* v, int64_t v_stride, int n_rows, float* o0,
+template <int C, DType KT>
+void pv_pair(const float* p0, const float* p1, const void* v, int64_t v_stride, int n_rows, float* o0,
              float* o1) {
   __m512 a[C], b[C];
 #pragma GCC unroll 16
@@ -127,11 +173,11 @@ void pv_pair(const float* p0, const float* p1, const float* v, int64_t v_stride,
     b[c] = _mm512_loadu_ps(o1 + 16 * c);
   }
   for (int r = 0; r < n_rows; ++r) {
-    const __m512 w0 = _mm512_set1_ps(p0[r]), w1 = _mm512_set1_ps(p1[r]);
-    const float* vr = v + r * v_stride;
+    const __m512 w0 = _mm512_set1_ps(p0[r] * kKvUnit<KT>), w1 = _mm512_set1_ps(p1[r] * kKvUnit<KT>);
+    const int64_t vr = r * v_stride;
 #pragma GCC unroll 16
     for (int c = 0; c < C; ++c) {
-      const __m512 vv = _mm512_loadu_ps(vr + 16 * c);
+      const __m512 vv = load_kv<KT>(v, vr + 16 * c);
       a[c] = _mm512_fmadd_ps(w0, vv, a[c]);
       b[c] = _mm512_fmadd_ps(w1, vv, b[c]);
     }
@@ -143,49 +189,53 @@ void pv_pair(const float* p0, const float* p1, const float* v, int64_t v_stride,
   }
 }
 
-template <int C>
-void qk_pairs(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+template <int C, DType KT>
+void qk_pairs(const float* q, int64_t q_stride, int n_heads, const void* k, int64_t k_stride, int n_rows,
               float scale, float* scores, int64_t s_stride) {
   int h = 0;
   for (; h + 2 <= n_heads; h += 2)
-    qk_pair<C>(q + h * q_stride, q + (h + 1) * q_stride, k, k_stride, n_rows, scale, scores + h * s_stride,
-               scores + (h + 1) * s_stride);
+    qk_pair<C, KT>(q + h * q_stride, q + (h + 1) * q_stride, k, k_stride, n_rows, scale,
+                   scores + h * s_stride, scores + (h + 1) * s_stride);
   if (h < n_heads)
-    qk_heads<1>(q + h * q_stride, q_stride, k, k_stride, n_rows, 16 * C, scale, scores + h * s_stride,
-                s_stride);
+    qk_heads<1, KT>(q + h * q_stride, q_stride, k, k_stride, n_rows, 16 * C, scale, scores + h * s_stride,
+                    s_stride);
 }
 
-template <int C>
-void pv_pairs(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+template <int C, DType KT>
+void pv_pairs(const float* p, int64_t p_stride, int n_heads, const void* v, int64_t v_stride, int n_rows,
               float* acc, int64_t o_stride) {
   int h = 0;
   for (; h + 2 <= n_heads; h += 2)
-    pv_pair<C>(p + h * p_stride, p + (h + 1) * p_stride, v, v_stride, n_rows, acc + h * o_stride,
-               acc + (h + 1) * o_stride);
+    pv_pair<C, KT>(p + h * p_stride, p + (h + 1) * p_stride, v, v_stride, n_rows, acc + h * o_stride,
+                   acc + (h + 1) * o_stride);
   if (h < n_heads)
-    pv_heads<1>(p + h * p_stride, p_stride, v, v_stride, n_rows, 16 * C, acc + h * o_stride, o_stride);
+    pv_heads<1, KT>(p + h * p_stride, p_stride, v, v_stride, n_rows, 16 * C, acc + h * o_stride, o_stride);
 }
 
-void qk_rows(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+template <DType KT>
+void qk_rows(const float* q, int64_t q_stride, int n_heads, const void* k, int64_t k_stride, int n_rows,
              int64_t d, float scale, float* scores, int64_t s_stride) {
-  if (d == 128) return qk_pairs<8>(q, q_stride, n_heads, k, k_stride, n_rows, scale, scores, s_stride);
-  if (d == 64) return qk_pairs<4>(q, q_stride, n_heads, k, k_stride, n_rows, scale, scores, s_stride);
+  if (d == 128) return qk_pairs<8, KT>(q, q_stride, n_heads, k, k_stride, n_rows, scale, scores, s_stride);
+  if (d == 64) return qk_pairs<4, KT>(q, q_stride, n_heads, k, k_stride, n_rows, scale, scores, s_stride);
   int h = 0;
   for (; h + 4 <= n_heads; h += 4)
-    qk_heads<4>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride, s_stride);
+    qk_heads<4, KT>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride,
+                    s_stride);
   for (; h < n_heads; ++h)
-    qk_heads<1>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride, s_stride);
+    qk_heads<1, KT>(q + h * q_stride, q_stride, k, k_stride, n_rows, d, scale, scores + h * s_stride,
+                    s_stride);
 }
 
-void pv_rows(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+template <DType KT>
+void pv_rows(const float* p, int64_t p_stride, int n_heads, const void* v, int64_t v_stride, int n_rows,
              int64_t d, float* acc, int64_t o_stride) {
-  if (d == 128) return pv_pairs<8>(p, p_stride, n_heads, v, v_stride, n_rows, acc, o_stride);
-  if (d == 64) return pv_pairs<4>(p, p_stride, n_heads, v, v_stride, n_rows, acc, o_stride);
+  if (d == 128) return pv_pairs<8, KT>(p, p_stride, n_heads, v, v_stride, n_rows, acc, o_stride);
+  if (d == 64) return pv_pairs<4, KT>(p, p_stride, n_heads, v, v_stride, n_rows, acc, o_stride);
   int h = 0;
   for (; h + 4 <= n_heads; h += 4)
-    pv_heads<4>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
+    pv_heads<4, KT>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
   for (; h < n_heads; ++h)
-    pv_heads<1>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
+    pv_heads<1, KT>(p + h * p_stride, p_stride, v, v_stride, n_rows, d, acc + h * o_stride, o_stride);
 }
 
 float exp_shift_sum(float* x, int64_t n, float shift) {
@@ -274,8 +324,9 @@ const KernelTable& avx512_kernels() {
   static const KernelTable table{
       .isa = Isa::kAvx512,
       .linear_rows = linear_rows_avx512,
-      .qk_rows = qk_rows,
-      .pv_rows = pv_rows,
+      .attn_f32 = {.qk_rows = qk_rows<DType::kF32>, .pv_rows = pv_rows<DType::kF32>},
+      .attn_bf16 = {.qk_rows = qk_rows<DType::kBF16>, .pv_rows = pv_rows<DType::kBF16>},
+      .attn_f8 = {.qk_rows = qk_rows<DType::kF8E4M3>, .pv_rows = pv_rows<DType::kF8E4M3>},
       .exp_shift_sum = exp_shift_sum,
       .silu_mul = silu_mul,
       .sum_squares = sum_squares,

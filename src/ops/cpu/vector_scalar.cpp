@@ -1,4 +1,5 @@
 // Portable vector kernels (the reference the SIMD tables are tested against, and the fallback).
+#include <array>
 #include <cmath>
 
 #include "ops/cpu/dispatch.h"
@@ -6,23 +7,47 @@
 namespace tandem::ops::cpu {
 namespace {
 
-void qk_rows(const float* q, int64_t q_stride, int n_heads, const float* k, int64_t k_stride, int n_rows,
+const std::array<float, 256>& f8_table() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int i = 0; i < 256; ++i) t[i] = f8e4m3_to_f32(static_cast<uint8_t>(i));
+    return t;
+  }();
+  return table;
+}
+
+/// Element i of a KV row of type KT, as its exact f32 value.
+template <DType KT>
+float kv_at(const void* row, int64_t i) {
+  if constexpr (KT == DType::kF32) {
+    return static_cast<const float*>(row)[i];
+  } else if constexpr (KT == DType::kBF16) {
+    return bf16_to_f32(static_cast<const uint16_t*>(row)[i]);
+  } else {
+    return f8_table()[static_cast<const uint8_t*>(row)[i]];
+  }
+}
+
+template <DType KT>
+void qk_rows(const float* q, int64_t q_stride, int n_heads, const void* k, int64_t k_stride, int n_rows,
              int64_t d, float scale, float* scores, int64_t s_stride) {
   for (int h = 0; h < n_heads; ++h)
     for (int r = 0; r < n_rows; ++r) {
       const float* qh = q + h * q_stride;
-      const float* kr = k + r * k_stride;
+      const int64_t kr = r * k_stride;
       float s = 0.0f;
-      for (int64_t i = 0; i < d; ++i) s += qh[i] * kr[i];
+      for (int64_t i = 0; i < d; ++i) s += qh[i] * kv_at<KT>(k, kr + i);
       scores[h * s_stride + r] = scale * s;
     }
 }
 
-void pv_rows(const float* p, int64_t p_stride, int n_heads, const float* v, int64_t v_stride, int n_rows,
+template <DType KT>
+void pv_rows(const float* p, int64_t p_stride, int n_heads, const void* v, int64_t v_stride, int n_rows,
              int64_t d, float* acc, int64_t o_stride) {
   for (int h = 0; h < n_heads; ++h)
     for (int r = 0; r < n_rows; ++r)
-      for (int64_t i = 0; i < d; ++i) acc[h * o_stride + i] += p[h * p_stride + r] * v[r * v_stride + i];
+      for (int64_t i = 0; i < d; ++i)
+        acc[h * o_stride + i] += p[h * p_stride + r] * kv_at<KT>(v, r * v_stride + i);
 }
 
 float exp_shift_sum(float* x, int64_t n, float shift) {
@@ -75,8 +100,9 @@ const KernelTable& scalar_kernels() {
   static const KernelTable table{
       .isa = Isa::kScalar,
       .linear_rows = linear_rows_scalar,
-      .qk_rows = qk_rows,
-      .pv_rows = pv_rows,
+      .attn_f32 = {.qk_rows = qk_rows<DType::kF32>, .pv_rows = pv_rows<DType::kF32>},
+      .attn_bf16 = {.qk_rows = qk_rows<DType::kBF16>, .pv_rows = pv_rows<DType::kBF16>},
+      .attn_f8 = {.qk_rows = qk_rows<DType::kF8E4M3>, .pv_rows = pv_rows<DType::kF8E4M3>},
       .exp_shift_sum = exp_shift_sum,
       .silu_mul = silu_mul,
       .sum_squares = sum_squares,

@@ -1,6 +1,6 @@
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
-namespace tandem::tokenizer::utf8 {
+namespace tandem::utf8 {
 
 void append(std::string& out, char32_t cp) {
   if (cp < 0x80) {
@@ -22,8 +22,8 @@ void append(std::string& out, char32_t cp) {
 
 namespace {
 
-// Range of the second byte allowed after each lead byte (Unicode Table 3-7, "well-formed UTF-8 byte sequences");
-// all later bytes are 80..BF. Lead bytes with no valid sequence get an empty range.
+// Range of the second byte allowed after each lead byte (Unicode Table 3-7, "well-formed UTF-8 byte
+// sequences"); all later bytes are 80..BF. Lead bytes with no valid sequence get an empty range.
 struct SecondByteRange {
   uint8_t lo, hi;
 };
@@ -104,4 +104,4 @@ size_t incomplete_suffix_length(std::string_view bytes) {
   return 0;
 }
 
-}  // namespace tandem::tokenizer::utf8
+}  // namespace tandem::utf8
