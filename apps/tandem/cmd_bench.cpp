@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include <chrono>
+#include <cmath>
 #include <fstream>
 #include <iostream>
 #include <numeric>
@@ -112,12 +113,15 @@ double time_forward(models::LoadedModel& m, ops::Backend& be, int ctx, int rows,
   std::iota(logit_rows.begin(), logit_rows.end(), 0);
   for (int i = 0; i < rows; ++i) toks[i] = (17 * i + 3) % m.config.vocab_size;
   const ops::SeqSlice s{.token_begin = 0, .n_tokens = rows, .start_pos = ctx, .block_table = table.blocks().data()};
+  std::vector<float> logits(static_cast<size_t>(rows) * m.config.vocab_size);
   double best = 1e30;
   Arena arena(be.allocator());
   for (int r = 0; r < repeats + 1; ++r) {
     arena.reset();
     const auto t0 = Clock::now();
-    (void)m.target->forward(be, arena, cache, {.tokens = toks, .positions = pos, .seqs = {&s, 1}, .logit_rows = logit_rows});
+    const models::ForwardOutput out =
+        m.target->forward(be, arena, cache, {.tokens = toks, .positions = pos, .seqs = {&s, 1}, .logit_rows = logit_rows});
+    be.to_host(out.logits, logits.data());  // a device backend runs asynchronously: the read is the step's end
     if (r > 0) best = std::min(best, seconds_since(t0));  // first run warms caches and pages
   }
   return best;
@@ -134,10 +138,16 @@ int run_bench(const BenchFlags& f) {
   lo.with_draft = true;
   auto m = models::load_model(f.model.model, lo, *be);
 
-  ThreadPool pool(threads);
-  const double copy_gbs = ops::cpu::measure_copy_bandwidth_gbs(pool);
-  const double read_gbs = ops::cpu::measure_read_bandwidth_gbs(pool, size_t(1) << 30);
-  const double peak_gflops = ops::cpu::measure_peak_gflops(pool);
+  // The roofline of the device the model runs on, measured in this run. The read-bandwidth and FMA probes are
+  // the CPU's (for a GPU backend they are not measured: NaN, printed as n/a).
+  const bool host = be->device().kind != DeviceKind::kCuda;
+  const double copy_gbs = be->measure_copy_bandwidth_gbs();
+  double read_gbs = std::nan(""), peak_gflops = std::nan("");
+  if (host) {
+    ThreadPool pool(threads);
+    read_gbs = ops::cpu::measure_read_bandwidth_gbs(pool, size_t(1) << 30);
+    peak_gflops = ops::cpu::measure_peak_gflops(pool);
+  }
 
   const size_t bytes_per_token = m->target->active_bytes_per_token();
   const double prefill_s = time_forward(*m, *be, 0, f.prompt_len, f.repeats, kv_dtype);
@@ -158,6 +168,7 @@ int run_bench(const BenchFlags& f) {
   const double achieved_gbs = bytes_per_token * plain.tokens_per_s / 1e9;
   nlohmann::ordered_json j;
   j["model"] = m->checkpoint->dir().string();
+  j["backend"] = std::string(be->name());
   j["threads"] = threads;
   j["kv_cache_dtype"] = kv::kv_cache_dtype_name(kv_dtype);
   j["machine"] = {{"copy_bandwidth_gbs", copy_gbs}, {"read_bandwidth_gbs", read_gbs}, {"peak_fma_gflops", peak_gflops}};
@@ -178,8 +189,8 @@ int run_bench(const BenchFlags& f) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::cout << fmt::format("model            {} ({} threads, KV cache {})\n", j["model"].get<std::string>(), threads,
-                           kv::kv_cache_dtype_name(kv_dtype));
+  std::cout << fmt::format("model            {} (backend {}, {} threads, KV cache {})\n", j["model"].get<std::string>(),
+                           be->name(), threads, kv::kv_cache_dtype_name(kv_dtype));
   std::cout << fmt::format("machine          copy {:.1f} GB/s, read {:.1f} GB/s, FMA peak {:.1f} GFLOP/s\n", copy_gbs,
                            read_gbs, peak_gflops);
   std::cout << fmt::format("prefill          {} tokens: {:.1f} tok/s, {:.1f} GFLOP/s ({:.0f}% of peak)\n", f.prompt_len,

@@ -7,7 +7,8 @@ namespace tandem::app {
 void ModelFlags::add(CLI::App& cmd) {
   cmd.add_option("--model,--model-path", model, "Hugging Face checkpoint folder")->capture_default_str();
   cmd.add_option("--threads", threads, "CPU threads (0: all)")->capture_default_str();
-  cmd.add_option("--device", device, "Backend: cpu, or fake (CPU kernels behind device-only memory, for CI)")
+  cmd.add_option("--device", device, "Backend: auto (the first GPU when there is one, else cpu), cpu, cuda, cuda:N, or fake (CPU kernels "
+                 "behind device-only memory, for CI)")
       ->capture_default_str();
   cmd.add_option("--speculative-algorithm", spec_algorithm, "NEXTN (aliases EAGLE, MTP): draft with the MTP layer");
   cmd.add_option("--speculative-num-steps", spec_num_steps, "draft tokens per verify step (K)")->capture_default_str();

@@ -13,7 +13,7 @@ namespace tandem::app {
 struct ModelFlags {
   std::string model = "models/tandem-tiny";
   int threads = 0;
-  std::string device = "cpu";           // --device: cpu | fake (the CI fake-device backend)
+  std::string device = "auto";          // --device: auto | cpu | cuda | cuda:N | fake (the CI fake-device backend)
   std::string spec_algorithm;           // "", NEXTN, EAGLE, MTP
   int spec_num_steps = 3;               // default for Glm4Moe (SGLang's (3, 1, 4))
   int spec_eagle_topk = 1;

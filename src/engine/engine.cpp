@@ -14,20 +14,13 @@ namespace tandem::engine {
 
 namespace {
 
-/// MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read.
-size_t mem_available_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("MemAvailable:", 0) == 0) return static_cast<size_t>(std::stoull(line.substr(13))) * 1024;
-  return 0;
-}
-
 /// KV cache capacity in blocks, from the options and the memory plan (models::size_kv_cache); lowers
 /// max_model_len when one request of it does not fit, and logs the plan at start-up. The host memory a
 /// budget starts from is MemAvailable plus the weight buffers this process already converted (MemAvailable
-/// no longer counts them, and the weights are subtracted as a whole).
-int64_t plan_kv_blocks(const models::LoadedModel& m, const EngineOptions& o, int64_t& max_model_len) {
+/// no longer counts them, and the weights are subtracted as a whole). On a GPU the weights are already in
+/// device memory: the budget is the free device memory plus the weights (subtracted again by the plan).
+int64_t plan_kv_blocks(const models::LoadedModel& m, ops::Backend& be, const EngineOptions& o,
+                       int64_t& max_model_len) {
   const bool draft = o.spec.enabled && m.draft;
   const size_t elem = dtype_size(o.kv_cache_dtype);
   size_t per_token = 2ull * m.config.num_key_value_heads * m.config.head_dim * elem * m.target->n_kv_layers();
@@ -56,13 +49,17 @@ int64_t plan_kv_blocks(const models::LoadedModel& m, const EngineOptions& o, int
                  .max_batch_tokens = std::max<int64_t>(o.max_batch_tokens, 1),
                  .spec_num_steps = std::max(o.spec.num_steps, 0)});
   if (o.kv_cache_tokens <= 0 && o.kv_cache_memory == 0) {
-    const size_t avail = mem_available_bytes();
+    const size_t avail = be.available_memory_bytes();
     if (avail == 0)
-      fail("cannot read MemAvailable from /proc/meminfo to size the KV cache; pass --kv-cache-memory or "
-           "--kv-cache-tokens");
-    size_t owned = 0;
-    for (const auto& b : m.owned) owned += b.tensor().nbytes();
-    r.host_available = avail + owned;
+      fail("cannot tell how much memory {} has free to size the KV cache; pass --kv-cache-memory or "
+           "--kv-cache-tokens", be.name());
+    if (be.device().kind == DeviceKind::kCuda) {
+      r.host_available = avail + r.weight_bytes;
+    } else {
+      size_t owned = 0;
+      for (const auto& b : m.owned) owned += b.tensor().nbytes();
+      r.host_available = avail + owned;
+    }
   }
   const models::KvBudget b = models::size_kv_cache(r);
   log::info("memory plan: weights {} resident, KV {} per token ({} x {} layers{}), {} -> {} tokens",
@@ -89,7 +86,7 @@ Engine::Engine(models::LoadedModel& model, ops::Backend& backend, const EngineOp
       options_(options),
       policy_(spec::FixedK{.k = options.spec.num_steps}),
       max_model_len_(resolve_max_model_len(options, model)),
-      allocator_(plan_kv_blocks(model, options, max_model_len_)) {
+      allocator_(plan_kv_blocks(model, backend, options, max_model_len_)) {
   if (options_.spec.enabled) {
     if (!model_.draft)
       fail("speculative decoding needs an MTP/NextN layer, but {} has none{}", model_.checkpoint->dir().string(),

@@ -59,8 +59,8 @@ int64_t ceil_div(int64_t a, int64_t b) {
 
 }  // namespace
 
-WeightMap::WeightMap(const Checkpoint& ckpt, const QuantConfig& quant, LinearHook on_linear)
-    : ckpt_(ckpt), quant_(quant), on_linear_(std::move(on_linear)) {
+WeightMap::WeightMap(const Checkpoint& ckpt, const QuantConfig& quant, LinearHook on_linear, TensorHook on_tensor)
+    : ckpt_(ckpt), quant_(quant), on_linear_(std::move(on_linear)), on_tensor_(std::move(on_tensor)) {
   if (quant_.weight_strategy == WeightStrategy::kBlock && quant_.method != QuantMethod::kNone)
     TANDEM_CHECK(quant_.block_out > 0 && quant_.block_in > 0,
                  "block-scaled FP8 needs a block size, got {}x{}", quant_.block_out, quant_.block_in);
@@ -99,13 +99,31 @@ Tensor WeightMap::get(const std::string& name, Shape expected, std::initializer_
   return ok ? usable_view(*t) : Tensor{};
 }
 
+Tensor WeightMap::hooked(Tensor t) {
+  if (on_tensor_ && !t.empty()) on_tensor_(t, owned_);
+  return t;
+}
+
 Tensor WeightMap::tensor(const std::string& name, Shape expected, std::initializer_list<DType> allowed) {
-  return get(name, expected, allowed, true);
+  return hooked(get(name, expected, allowed, true));
 }
 
 Tensor WeightMap::optional_tensor(const std::string& name, Shape expected,
                                   std::initializer_list<DType> allowed) {
-  return get(name, expected, allowed, false);
+  return hooked(get(name, expected, allowed, false));
+}
+
+Tensor WeightMap::f32_tensor(const std::string& name, Shape expected) {
+  const Tensor t = get(name, expected, kPlainWeightTypes, true);
+  if (t.empty() || t.dtype == DType::kF32) return hooked(t);
+  Buffer b(DType::kF32, t.shape);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const uint16_t v = t.ptr<uint16_t>()[i];
+    b.ptr<float>()[i] = t.dtype == DType::kBF16 ? bf16_to_f32(v) : f16_to_f32(v);
+  }
+  Tensor v = b.view();
+  owned_.push_back(std::move(b));
+  return hooked(v);
 }
 
 bool WeightMap::check_zero_point(const TensorInfo& zp, const TensorInfo& weight) {
@@ -130,8 +148,8 @@ ops::LinearWeight WeightMap::load_linear(const std::string& prefix, int64_t out,
                                          LinearLoad load) {
   const size_t errors_before = errors_.size();
   ops::LinearWeight lw;
-  if (bias == Bias::kRequired) lw.bias = tensor(prefix + ".bias", Shape{out}, kPlainWeightTypes);
-  if (bias == Bias::kOptional) lw.bias = optional_tensor(prefix + ".bias", Shape{out}, kPlainWeightTypes);
+  // The bias is part of the linear: the linear hook (Backend::load_linear) prepares it, not the tensor hook.
+  if (bias != Bias::kNone) lw.bias = get(prefix + ".bias", Shape{out}, kPlainWeightTypes, bias == Bias::kRequired);
 
   const std::string wname = prefix + ".weight";
   const Shape wshape{out, in};

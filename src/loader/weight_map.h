@@ -27,9 +27,12 @@ class WeightMap {
   /// Called on every linear() that loaded without error, with the WeightMap's owned-buffer list: the backend
   /// prepares the weight once at load (ops::Backend::load_linear).
   using LinearHook = std::function<void(ops::LinearWeight&, std::vector<Buffer>& owned)>;
+  /// Called on every plain tensor that loaded without error (ops::Backend::load_weight).
+  using TensorHook = std::function<void(Tensor&, std::vector<Buffer>& owned)>;
 
-  /// Both must outlive the WeightMap; the returned views point into `ckpt`'s mappings.
-  WeightMap(const Checkpoint& ckpt, const QuantConfig& quant, LinearHook on_linear = {});
+  /// Both must outlive the WeightMap; the returned views point into `ckpt`'s mappings (or, after a hook, into
+  /// the backend's memory).
+  WeightMap(const Checkpoint& ckpt, const QuantConfig& quant, LinearHook on_linear = {}, TensorHook on_tensor = {});
 
   /// A required plain tensor (norm weights, embeddings, router gate, biases...). Checks the shape and that
   /// the dtype is in `allowed` (an empty list allows any). Errors are collected, not thrown; returns an empty
@@ -37,6 +40,9 @@ class WeightMap {
   Tensor tensor(const std::string& name, Shape expected, std::initializer_list<DType> allowed);
   /// Same, but absent is fine (returns an empty Tensor). Present with a wrong shape/dtype is still an error.
   Tensor optional_tensor(const std::string& name, Shape expected, std::initializer_list<DType> allowed);
+  /// A required BF16 / F16 / F32 tensor converted to f32 (an owned buffer unless already f32), for weights the
+  /// ops take as f32 (the router's e_score_correction_bias).
+  Tensor f32_tensor(const std::string& name, Shape expected);
 
   /// "prefix.weight" [out, in] (+ "prefix.bias" [out] per `bias`), plus the fp8 scale when the weight is
   /// F8_E4M3: "prefix.weight_scale" (compressed-tensors) or "prefix.weight_scale_inv" (quant_method fp8),
@@ -75,6 +81,7 @@ class WeightMap {
  private:
   ops::LinearWeight load_linear(const std::string& prefix, int64_t out, int64_t in, Bias bias, LinearLoad load);
   Tensor get(const std::string& name, Shape expected, std::initializer_list<DType> allowed, bool required);
+  Tensor hooked(Tensor t);
   Tensor usable_view(const TensorInfo& t);
   bool check_zero_point(const TensorInfo& zp, const TensorInfo& weight);
   template <typename... Args>
@@ -87,6 +94,7 @@ class WeightMap {
   std::unordered_set<const TensorInfo*> used_;
   std::vector<std::string> errors_;
   LinearHook on_linear_;
+  TensorHook on_tensor_;
   std::vector<Buffer> owned_;
   std::vector<LinearRecord> records_;
 };

@@ -12,8 +12,10 @@ std::unique_ptr<LoadedModel> load_model(const std::filesystem::path& dir, const 
   m->config = glm4_moe::Glm4MoeConfig::from_hf(m->checkpoint->config());
   m->quant = loader::QuantConfig::from_hf(m->checkpoint->config());
 
-  loader::WeightMap wm(*m->checkpoint, m->quant,
-                       [&backend](ops::LinearWeight& w, std::vector<Buffer>& owned) { backend.load_linear(w, owned); });
+  loader::WeightMap wm(
+      *m->checkpoint, m->quant,
+      [&backend](ops::LinearWeight& w, std::vector<Buffer>& owned) { backend.load_linear(w, owned); },
+      [&backend](Tensor& t, std::vector<Buffer>& owned) { backend.load_weight(t, owned); });
   m->target = std::make_unique<glm4_moe::Glm4MoeForCausalLM>(m->config, wm);
 
   const mtp::MtpSpec spec = glm4_moe::nextn_spec(m->config);

@@ -86,11 +86,23 @@ class Backend {
   /// before keeping an fp8 draft as fp8.
   virtual bool supports(WeightQuant quant) const = 0;
 
+  /// Measures this device's copy bandwidth now, in GB/s counting bytes read plus bytes written (the roofline that
+  /// benchmarks report decode against, measured in the same run as the figure it divides).
+  virtual double measure_copy_bandwidth_gbs() = 0;
+
+  /// Bytes of memory this device can still allocate (the host's MemAvailable for the CPU backends, free device
+  /// memory for a GPU); 0 when unknown. The KV cache is sized from it after the weights are loaded.
+  virtual size_t available_memory_bytes() = 0;
+
   /// The allocator of this backend's device memory (activation buffers, KV cache, step arenas).
   virtual Allocator& allocator() = 0;
   /// Prepares a linear's weights once at load, in place: the CPU converts a non-f32 bias to f32 so no call
   /// converts it again; a device backend uploads the weight. New buffers go to `owned` (kept by the model).
   virtual void load_linear(LinearWeight& w, std::vector<Buffer>& owned) = 0;
+  /// Prepares a plain weight (norm weights, embedding table, router bias) once at load, in place: a device
+  /// backend copies it to its memory (new buffers go to `owned`); the CPU reads the checkpoint mapping and
+  /// leaves it. Model code never reads a weight's bytes after this.
+  virtual void load_weight(Tensor& t, std::vector<Buffer>& owned) = 0;
   /// An uninitialised buffer on this backend's device.
   Buffer alloc(DType dtype, Shape shape) { return Buffer(allocator(), dtype, shape); }
 

@@ -12,7 +12,7 @@ Glm4MoeForCausalLM::Glm4MoeForCausalLM(const Glm4MoeConfig& config, loader::Weig
   layers_.reserve(config_.num_hidden_layers);
   for (int l = 0; l < config_.num_hidden_layers; ++l)
     layers_.push_back(load_decoder_layer(wm, "model.layers." + std::to_string(l) + ".", config_,
-                                         config_.is_moe_layer(l), loader::LinearLoad::kAsStored, owned_));
+                                         config_.is_moe_layer(l), loader::LinearLoad::kAsStored));
   norm_ = wm.tensor("model.norm.weight", {H}, kFloatTypes);
   lm_head_ = wm.linear("lm_head", V, H, loader::Bias::kNone, loader::LinearLoad::kAsStored);
 }

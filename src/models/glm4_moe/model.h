@@ -43,7 +43,6 @@ class Glm4MoeForCausalLM {
   std::vector<DecoderLayerWeights> layers_;  // L
   Tensor norm_;                             // [H]
   ops::LinearWeight lm_head_;               // [V, H]
-  std::vector<Buffer> owned_;               // converted tensors (f32 correction biases)
 };
 
 }  // namespace tandem::models::glm4_moe

@@ -20,9 +20,8 @@ mtp::MtpSpec nextn_spec(const Glm4MoeConfig& c) {
   s.vocab_size = c.vocab_size;
   s.rms_norm_eps = c.rms_norm_eps;
   s.layer_options = c.layer_options();
-  s.load_layer = [c](loader::WeightMap& wm, const std::string& prefix, loader::LinearLoad load,
-                     std::vector<Buffer>& owned) {
-    return load_decoder_layer(wm, prefix, c, /*moe=*/true, load, owned);  // N >= first_k_dense_replace
+  s.load_layer = [c](loader::WeightMap& wm, const std::string& prefix, loader::LinearLoad load) {
+    return load_decoder_layer(wm, prefix, c, /*moe=*/true, load);  // N >= first_k_dense_replace
   };
   return s;
 }

@@ -7,7 +7,7 @@ namespace tandem::models::glm4_moe {
 using loader::Bias;
 
 DecoderLayerWeights load_decoder_layer(loader::WeightMap& wm, const std::string& p, const Glm4MoeConfig& c,
-                                       bool moe, loader::LinearLoad load, std::vector<Buffer>& owned) {
+                                       bool moe, loader::LinearLoad load) {
   const int64_t H = c.hidden_size, D = c.head_dim;
   const int64_t Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const Bias qkv_bias = c.attention_bias ? Bias::kRequired : Bias::kNone;
@@ -30,8 +30,7 @@ DecoderLayerWeights load_decoder_layer(loader::WeightMap& wm, const std::string&
   const int64_t E = c.n_routed_experts, Im = c.moe_intermediate_size;
   // The router is not an nn.Linear in HF (never quantized) and runs in fp32.
   w.moe.gate = wm.linear(p + "mlp.gate", E, H, Bias::kNone, loader::LinearLoad::kAsStored);
-  w.moe.e_score_correction_bias =
-      as_f32(wm.tensor(p + "mlp.gate.e_score_correction_bias", {E}, kFloatTypes), owned);
+  w.moe.e_score_correction_bias = wm.f32_tensor(p + "mlp.gate.e_score_correction_bias", {E});
   w.moe.experts.reserve(E);
   for (int64_t e = 0; e < E; ++e)
     w.moe.experts.push_back(load_mlp(wm, p + "mlp.experts." + std::to_string(e) + ".", Im, H, load));

@@ -13,6 +13,6 @@ namespace tandem::models::glm4_moe {
 /// mlp.gate, mlp.gate.e_score_correction_bias, mlp.experts.{e}.* and mlp.shared_experts.*; dense layers
 /// mlp.{gate,up,down}_proj. `load` applies to every Linear of the layer.
 DecoderLayerWeights load_decoder_layer(loader::WeightMap& wm, const std::string& prefix, const Glm4MoeConfig& c,
-                                       bool moe, loader::LinearLoad load, std::vector<Buffer>& owned);
+                                       bool moe, loader::LinearLoad load);
 
 }  // namespace tandem::models::glm4_moe

@@ -15,7 +15,4 @@ inline constexpr std::initializer_list<DType> kFloatTypes = {DType::kBF16, DType
 ops::MlpWeights load_mlp(loader::WeightMap& wm, const std::string& prefix, int64_t intermediate, int64_t hidden,
                          loader::LinearLoad load);
 
-/// The tensor as f32: itself when already f32 (or empty), else a converted copy kept alive in `owned`.
-Tensor as_f32(const Tensor& t, std::vector<Buffer>& owned);
-
 }  // namespace tandem::models

@@ -24,7 +24,7 @@ MtpDraft::MtpDraft(const MtpSpec& spec, loader::WeightMap& wm, const Tensor& tar
   norm_embedding_ = wm.tensor(p + L.norm_embedding + ".weight", {H}, kFloatTypes);
   norm_hidden_ = wm.tensor(p + L.norm_hidden + ".weight", {H}, kFloatTypes);
   fc_ = wm.linear(p + L.fc, H, 2 * H, loader::Bias::kNone, load);
-  layer_ = spec_.load_layer(wm, p + L.decoder, load, owned_);
+  layer_ = spec_.load_layer(wm, p + L.decoder, load);
   final_norm_ = wm.tensor(p + L.final_norm + ".weight", {H}, kFloatTypes);
 }
 

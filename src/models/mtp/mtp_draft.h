@@ -59,7 +59,6 @@ class MtpDraft {
   ops::LinearWeight fc_;       // [H, 2H]
   DecoderLayerWeights layer_;
   Tensor final_norm_;          // [H]
-  std::vector<Buffer> owned_;
 };
 
 }  // namespace tandem::models::mtp

@@ -32,9 +32,7 @@ struct MtpSpec {
   int64_t vocab_size = 0;   // V
   float rms_norm_eps = 1e-5f;
   DecoderLayerOptions layer_options;
-  std::function<DecoderLayerWeights(loader::WeightMap&, const std::string& prefix, loader::LinearLoad,
-                                    std::vector<Buffer>& owned)>
-      load_layer;
+  std::function<DecoderLayerWeights(loader::WeightMap&, const std::string& prefix, loader::LinearLoad)> load_layer;
 };
 
 }  // namespace tandem::models::mtp

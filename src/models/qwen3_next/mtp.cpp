@@ -7,7 +7,7 @@ namespace tandem::models::qwen3_next {
 namespace {
 
 DecoderLayerWeights load_layer(loader::WeightMap& wm, const std::string& p, const Qwen3NextConfig& c,
-                               loader::LinearLoad load, std::vector<Buffer>& owned) {
+                               loader::LinearLoad load) {
   using loader::Bias;
   const int64_t H = c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
   const Bias bias = c.attention_bias ? Bias::kRequired : Bias::kNone;
@@ -33,7 +33,6 @@ DecoderLayerWeights load_layer(loader::WeightMap& wm, const std::string& p, cons
     w.moe.shared_experts = load_mlp(wm, p + "mlp.shared_expert.", c.shared_expert_intermediate_size, H, load);
     w.moe.shared_expert_gate = wm.linear(p + "mlp.shared_expert_gate", 1, H, Bias::kNone, loader::LinearLoad::kAsStored);
   }
-  (void)owned;
   return w;
 }
 
@@ -55,8 +54,9 @@ mtp::MtpSpec mtp_spec(const Qwen3NextConfig& c) {
   s.vocab_size = c.vocab_size;
   s.rms_norm_eps = c.rms_norm_eps;
   s.layer_options = c.mtp_layer_options();
-  s.load_layer = [c](loader::WeightMap& wm, const std::string& prefix, loader::LinearLoad load,
-                     std::vector<Buffer>& owned) { return load_layer(wm, prefix, c, load, owned); };
+  s.load_layer = [c](loader::WeightMap& wm, const std::string& prefix, loader::LinearLoad load) {
+    return load_layer(wm, prefix, c, load);
+  };
   return s;
 }
 

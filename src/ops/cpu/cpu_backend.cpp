@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "ops/cpu/cpu_ops.h"
+#include "ops/cpu/probe.h"
 
 namespace tandem::ops {
 namespace cpu {
@@ -40,6 +41,9 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::host(); }
   bool supports(WeightQuant) const override { return true; }  // every WeightQuant has a kernel here
   Allocator& allocator() override { return host_allocator(); }
+  double measure_copy_bandwidth_gbs() override { return cpu::measure_copy_bandwidth_gbs(pool_); }
+  size_t available_memory_bytes() override { return cpu::mem_available_bytes(); }
+  void load_weight(Tensor&, std::vector<Buffer>&) override {}  // read from the checkpoint mapping
   void load_linear(LinearWeight& w, std::vector<Buffer>& owned) override {
     if (w.bias.empty() || w.bias.dtype == DType::kF32) return;
     Buffer b(DType::kF32, {w.bias.numel()});  // [out] f32

@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #include "ops/cpu/dispatch.h"
 #include "tensor/tensor.h"
@@ -73,6 +75,14 @@ double measure_peak_gflops(ThreadPool& pool) {
     best = std::max(best, flops.load() / seconds_since(t0) / 1e9);
   }
   return best;
+}
+
+size_t mem_available_bytes() {
+  std::ifstream f("/proc/meminfo");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("MemAvailable:", 0) == 0) return static_cast<size_t>(std::stoull(line.substr(13))) * 1024;
+  return 0;
 }
 
 }  // namespace tandem::ops::cpu

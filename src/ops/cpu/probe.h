@@ -20,4 +20,7 @@ double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes);
 /// FMA throughput of all pool threads with the widest vector ISA available, in GFLOP/s (an FMA counts 2).
 double measure_peak_gflops(ThreadPool& pool);
 
+/// MemAvailable of /proc/meminfo in bytes; 0 when it cannot be read.
+size_t mem_available_bytes();
+
 }  // namespace tandem::ops::cpu

@@ -61,7 +61,17 @@ class FakeDeviceBackend final : public Backend {
   Device device() const override { return allocator_.device(); }
   bool supports(WeightQuant q) const override { return cpu_->supports(q); }
   Allocator& allocator() override { return allocator_; }
+  double measure_copy_bandwidth_gbs() override { return cpu_->measure_copy_bandwidth_gbs(); }
+  size_t available_memory_bytes() override { return cpu_->available_memory_bytes(); }
   void load_linear(LinearWeight& w, std::vector<Buffer>& owned) override { cpu_->load_linear(w, owned); }
+  /// Plain weights move to "device" memory, as on a GPU, so model code that reads one on the host faults here.
+  void load_weight(Tensor& t, std::vector<Buffer>& owned) override {
+    if (t.empty()) return;
+    Buffer b(allocator_, t.dtype, t.shape);
+    upload(t.data, b.tensor());
+    t = b.view();
+    owned.push_back(std::move(b));
+  }
 
   void upload(const void* src, const Tensor& dst) override { cpu_->upload(src, h(dst)); }
   void to_host(const Tensor& src, void* dst) override { cpu_->to_host(h(src), dst); }
@@ -80,10 +90,10 @@ class FakeDeviceBackend final : public Backend {
   }
   void mlp(const Tensor& x, const MlpWeights& w, const Tensor& out) override { cpu_->mlp(h(x), w, h(out)); }
   void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override {
-    cpu_->embedding(h(ids), table, h(out));
+    cpu_->embedding(h(ids), h(table), h(out));
   }
   void rms_norm(const Tensor& x, const Tensor& weight, float eps, bool unit_offset, const Tensor& out) override {
-    cpu_->rms_norm(h(x), weight, eps, unit_offset, h(out));
+    cpu_->rms_norm(h(x), h(weight), eps, unit_offset, h(out));
   }
   void rope_neox(const Tensor& x, const Tensor& positions, int rot_dim, float theta) override {
     cpu_->rope_neox(h(x), h(positions), rot_dim, theta);
@@ -104,7 +114,7 @@ class FakeDeviceBackend final : public Backend {
   }
   void moe_route(const Tensor& logits, const Tensor& correction_bias, const MoeRouting& routing,
                  const Tensor& topk_ids, const Tensor& topk_weights) override {
-    cpu_->moe_route(h(logits), correction_bias, routing, h(topk_ids), h(topk_weights));
+    cpu_->moe_route(h(logits), h(correction_bias), routing, h(topk_ids), h(topk_weights));
   }
   void moe_experts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
                    std::span<const MlpWeights> experts, const MlpWeights* shared, const Tensor& out) override {
