@@ -358,6 +358,16 @@ int64_t Engine::commit(const ScheduledSeq& sc, const float* base) {
     counters_.spec_num_accepted_tokens += emitted_drafts;
     for (int j = 0; j < emitted_drafts && j < static_cast<int>(counters_.spec_accepted_per_pos.size()); ++j)
       ++counters_.spec_accepted_per_pos[j];
+    if (collapse_alarm_.record(static_cast<int>(out.size()))) {
+      const auto& d = model_.draft_precision;
+      log::warn("speculative decoding has collapsed: {:.3f} tokens per verify step over the last {} verify steps "
+                "(alarm at <= {}); the draft runs {} (stored {}): {} -- check the draft's precision and layout; "
+                "output stays correct, only slower (tandem:spec_decode_collapsed = 1)",
+                collapse_alarm_.window_accept_length(), collapse_alarm_.options().window,
+                collapse_alarm_.options().threshold, d.running, d.stored, d.reason);
+    }
+    counters_.spec_collapsed = collapse_alarm_.collapsed() ? 1 : 0;
+    counters_.spec_window_accept_length = collapse_alarm_.window_accept_length();
   }
   // Roll back KV of rejected drafts: keep only blocks that cover committed positions.
   s.blocks.truncate(allocator_, static_cast<int64_t>(s.tokens.size()));

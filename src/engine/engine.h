@@ -21,6 +21,7 @@
 #include "kv/block_allocator.h"
 #include "kv/kv_cache.h"
 #include "models/loaded_model.h"
+#include "spec/collapse_alarm.h"
 #include "spec/policy.h"
 
 namespace tandem::engine {
@@ -51,6 +52,8 @@ struct EngineCounters {
   int64_t spec_num_accepted_tokens = 0;  // drafts accepted and emitted
   int64_t spec_completion_tokens = 0;    // tokens emitted to speculative requests (accept length numerator)
   std::vector<int64_t> spec_accepted_per_pos;  // [K]
+  int spec_collapsed = 0;                // 1 while the collapse alarm is on (spec/collapse_alarm.h)
+  double spec_window_accept_length = 0;  // accept length over the alarm's window of recent verify steps
   int64_t prompt_tokens = 0;
   int64_t generation_tokens = 0;
   int64_t preemptions = 0;
@@ -124,6 +127,7 @@ class Engine {
   std::atomic<uint64_t> next_id_{1};
 
   EngineCounters counters_;
+  spec::CollapseAlarm collapse_alarm_;
   mutable std::mutex snapshot_mu_;
   EngineSnapshot snapshot_;
 };

@@ -104,6 +104,9 @@ std::string Metrics::render(const engine::EngineSnapshot& s, bool speculative) c
       out += fmt::format("tandem:spec_decode_num_accepted_tokens_per_pos_total{{position=\"{}\"}} {}\n", i,
                          c.spec_accepted_per_pos[i]);
   }
+  family(out, "tandem:spec_decode_collapsed", "gauge",
+         "1 while the accept length over the last verify steps is at or below the collapse threshold.");
+  sample(out, "tandem:spec_decode_collapsed", static_cast<double>(c.spec_collapsed));
   family(out, "tandem:spec_accept_length", "gauge",
          "Tokens emitted to speculative requests per verify step since start (SGLang's accept length; 0 before any).");
   sample(out, "tandem:spec_accept_length", mean_accept_length(c));

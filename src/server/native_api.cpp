@@ -337,6 +337,8 @@ Reply handle_server_info(ServerContext& ctx) {
         {"spec_num_draft_tokens", c.spec_num_draft_tokens},
         {"spec_num_accepted_tokens", c.spec_num_accepted_tokens},
         {"spec_accepted_per_pos", c.spec_accepted_per_pos},
+        {"spec_decode_collapsed", c.spec_collapsed != 0},
+        {"spec_window_accept_length", c.spec_window_accept_length},
         {"num_running_reqs", snap.running},
         {"num_waiting_reqs", snap.waiting},
         {"kv_blocks_used", snap.kv_blocks_used},

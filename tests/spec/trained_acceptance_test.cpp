@@ -34,6 +34,7 @@ struct Acceptance {
   std::vector<int> prompt_capped_last;
   int64_t capped_last = 0;
   std::vector<std::vector<int32_t>> prompt_tokens;  // per prompt: the completion
+  bool collapsed = false;  // the engine's collapse alarm after the run (spec/collapse_alarm.h)
 };
 
 Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::json& ev, int K) {
@@ -68,6 +69,7 @@ Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::jso
   }
   eng.run_until_idle();
   a.al = static_cast<double>(a.completion) / static_cast<double>(a.verify_steps);
+  a.collapsed = eng.snapshot().counters.spec_collapsed != 0;
   return a;
 }
 
@@ -138,11 +140,14 @@ TEST(TrainedDraft, SwappingTheConcatOrderCollapsesAcceptance) {
   auto good = models::load_model(tiny(), {.with_draft = true, .draft_quant = {}}, *be);
   auto broken = models::load_model(tmp.path(), {.with_draft = true, .draft_quant = {}}, *be);
   const auto ev = eval_json();
-  const double al_good = measure(*good, *be, ev, 3).al;
-  const double al_broken = measure(*broken, *be, ev, 3).al;
+  const Acceptance good_run = measure(*good, *be, ev, 3), broken_run = measure(*broken, *be, ev, 3);
+  const double al_good = good_run.al, al_broken = broken_run.al;
   std::cout << "K=3: trained draft AL " << al_good << ", concat-swapped draft AL " << al_broken << "\n";
   EXPECT_GT(al_good, 1.5);
   EXPECT_LT(al_broken, 1.0 + 0.5 * (al_good - 1.0));
+  // The collapse alarm (a window of 256 verify steps; the run has ~2000) trips for the broken draft only.
+  EXPECT_TRUE(broken_run.collapsed) << "broken draft, AL " << al_broken;
+  EXPECT_FALSE(good_run.collapsed) << "trained draft, AL " << al_good;
 }
 
 }  // namespace
