@@ -98,7 +98,7 @@ NativeRequest parse_generate(const ServerContext& ctx, const nlohmann::json& bod
   const JsonFields sp(spj ? *spj : empty, "sampling_params.",
                       {"max_new_tokens", "temperature", "top_p", "top_k", "min_p", "stop", "stop_token_ids",
                        "ignore_eos", "skip_special_tokens", "no_stop_trim", "presence_penalty", "frequency_penalty",
-                       "repetition_penalty", "n", "sampling_seed"});
+                       "repetition_penalty", "n", "sampling_seed", "speculative"});
   max_new = sp.integer("max_new_tokens");
   auto& s = base.sampling;
   if (auto v = sp.number("temperature")) {
@@ -136,6 +136,7 @@ NativeRequest parse_generate(const ServerContext& ctx, const nlohmann::json& bod
   topts.stop = sp.string_or_list("stop");
   if (auto st = sp.int_list("stop_token_ids", 0, V - 1)) base.stop_token_ids = *st;
   if (auto v = sp.boolean("ignore_eos")) base.ignore_eos = *v;
+  if (auto v = sp.boolean("speculative")) base.speculative = *v;  // false: no draft for this request
   if (auto v = sp.boolean("skip_special_tokens")) topts.skip_special_tokens = *v;
   if (auto v = sp.boolean("no_stop_trim")) topts.include_stop_str = *v;
 

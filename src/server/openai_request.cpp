@@ -51,6 +51,8 @@ void read_sampling(const ServerContext& ctx, const JsonFields& f, engine::Genera
     bad_request(f.name("stop"), fmt::format("at most {} stop strings are allowed, got {}", kMaxStops, t.stop.size()));
   if (auto ids = f.int_list("stop_token_ids", 0, ctx.model().config.vocab_size - 1)) r.stop_token_ids = *ids;
   if (auto v = f.boolean("ignore_eos")) r.ignore_eos = *v;
+  // Extension: false runs this request without the draft on a speculative server (same output, no drafts).
+  if (auto v = f.boolean("speculative")) r.speculative = *v;
   if (auto v = f.boolean("skip_special_tokens")) t.skip_special_tokens = *v;
   if (auto v = f.boolean("include_stop_str_in_output")) t.include_stop_str = *v;
   if (const nlohmann::json* lb = f.raw("logit_bias")) {
@@ -149,7 +151,7 @@ CompletionRequest parse_completion_request(const ServerContext& ctx, const nlohm
                      {"model", "prompt", "max_tokens", "temperature", "top_p", "n", "stream", "stream_options",
                       "logprobs", "echo", "stop", "presence_penalty", "frequency_penalty", "best_of", "logit_bias",
                       "user", "seed", "suffix", "top_k", "min_p", "repetition_penalty", "ignore_eos",
-                      "stop_token_ids", "skip_special_tokens", "include_stop_str_in_output"});
+                      "stop_token_ids", "skip_special_tokens", "include_stop_str_in_output", "speculative"});
   check_model_name(ctx, f);
   CompletionRequest req;
   if (auto s = f.string("suffix"); s && !s->empty())
@@ -301,7 +303,7 @@ ChatRequest parse_chat_request(const ServerContext& ctx, const nlohmann::json& b
                       "frequency_penalty", "logit_bias", "user", "seed", "tools", "tool_choice",
                       "parallel_tool_calls", "response_format", "top_k", "min_p", "repetition_penalty",
                       "ignore_eos", "stop_token_ids", "skip_special_tokens", "include_stop_str_in_output",
-                      "add_generation_prompt", "chat_template_kwargs"});
+                      "add_generation_prompt", "chat_template_kwargs", "speculative"});
   check_model_name(ctx, f);
   ChatRequest req;
   const nlohmann::json* msgs = f.raw("messages");

@@ -213,6 +213,24 @@ TEST(BatchInvariance, ConcurrentEqualsAloneWithAndWithoutSpeculation) {
       EXPECT_EQ(together[i], alone[i]) << "speculative, request " << i << " " << reqs[i].body.dump();
     const std::string metrics = get(*spec.client(), "/metrics").body;
     EXPECT_GT(metric(metrics, "tandem:spec_decode_num_drafts_total"), 0) << "speculation never ran";
+
+    // A request may opt out ("speculative": false, also under sampling_params in /generate): no verify steps,
+    // the same greedy text.
+    const Json body = {{"prompt", "And God said"}, {"max_tokens", 24}, {"temperature", 0}, {"ignore_eos", true}};
+    Json off = body;
+    off["speculative"] = false;
+    const Json with = post(*spec.client(), "/v1/completions", body).json();
+    const Json without = post(*spec.client(), "/v1/completions", off).json();
+    EXPECT_GT(with["usage"]["spec"]["verify_steps"].get<int64_t>(), 0) << with;
+    EXPECT_EQ(without["usage"]["spec"]["verify_steps"].get<int64_t>(), 0) << without;
+    EXPECT_EQ(without["choices"][0]["text"], with["choices"][0]["text"]);
+    const Json gen = post(*spec.client(), "/generate",
+                          Json{{"text", "And God said"},
+                               {"sampling_params", {{"max_new_tokens", 24}, {"temperature", 0}, {"ignore_eos", true},
+                                                    {"speculative", false}}}})
+                         .json();
+    EXPECT_EQ(gen["text"], with["choices"][0]["text"]) << gen;
+    EXPECT_EQ(gen["meta_info"]["spec_verify_ct"].get<int64_t>(), 0) << gen;
   }
 }
 
