@@ -6,10 +6,10 @@
 
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <thread>
 
+#include "core/proc_file.h"
 #include "ops/backends.h"
 #include "commands.h"
 #include "core/error.h"
@@ -44,13 +44,7 @@ struct ServeFlags {
 };
 
 /// Resident set size of this process in bytes (0 if /proc is unavailable).
-size_t rss_bytes() {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("VmRSS:", 0) == 0) return static_cast<size_t>(std::stoull(line.substr(6))) * 1024;
-  return 0;
-}
+size_t rss_bytes() { return proc_kib_field_bytes("/proc/self/status", "VmRSS:"); }
 
 /// Prints a progress line every few seconds while `done` is false (load_model has no progress hook; time
 /// and resident memory show that a large checkpoint is still being mapped and converted).

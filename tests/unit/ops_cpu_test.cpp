@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "common/random_data.h"
 #include "ops/cpu/cpu_backend.h"
 #include "ops/cpu/cpu_ops.h"
 #include "ops/cpu/probe.h"
@@ -21,80 +22,19 @@ using cpu::Isa;
 // ---------------------------------------------------------------------------------------------------------
 // Test data helpers
 
-struct Rng {
-  std::mt19937 gen;
-  explicit Rng(uint32_t seed) : gen(seed) {}
-  float uniform(float lo = -1.0f, float hi = 1.0f) {
-    return std::uniform_real_distribution<float>(lo, hi)(gen);
-  }
-  int integer(int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(gen); }
-  std::vector<float> vec(int64_t n, float lo = -1.0f, float hi = 1.0f) {
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = uniform(lo, hi);
-    return v;
-  }
-};
+using test::HostData;
+using test::random_data;
+using test::Rng;
 
 Tensor view(std::vector<float>& v, Shape s) {
   return Tensor{v.data(), s, DType::kF32};
 }
 
-/// Random float storage of `dtype`, plus each element's exact value (decoded with the core scalar
-/// conversions, independently of the SIMD kernels).
-struct Stored {
-  std::vector<uint8_t> bytes;
-  std::vector<double> value;
-  DType dtype = DType::kF32;
-  Tensor tensor(Shape s) { return Tensor{bytes.data(), s, dtype}; }
-};
-
-Stored random_stored(Rng& rng, int64_t n, DType dtype, float lo = -1.0f, float hi = 1.0f) {
-  Stored s;
-  s.dtype = dtype;
-  s.bytes.resize(static_cast<size_t>(n) * dtype_size(dtype));
-  s.value.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    switch (dtype) {
-      case DType::kF32: {
-        const float f = rng.uniform(lo, hi);
-        std::memcpy(&s.bytes[i * 4], &f, 4);
-        s.value[i] = f;
-        break;
-      }
-      case DType::kBF16: {
-        const uint16_t b = f32_to_bf16(rng.uniform(lo, hi));
-        std::memcpy(&s.bytes[i * 2], &b, 2);
-        s.value[i] = bf16_to_f32(b);
-        break;
-      }
-      case DType::kF16: {  // random sign, exponent 2^-16 .. 2^0 (includes subnormals), mantissa
-        const int e = rng.integer(0, 15);
-        const uint16_t h =
-            static_cast<uint16_t>((rng.integer(0, 1) << 15) | (e << 10) | rng.integer(0, 1023));
-        std::memcpy(&s.bytes[i * 2], &h, 2);
-        s.value[i] = f16_to_f32(h);
-        break;
-      }
-      case DType::kF8E4M3: {  // any encoding but NaN (0x7f, 0xff); includes subnormals and +-448
-        uint8_t b;
-        do b = static_cast<uint8_t>(rng.integer(0, 255));
-        while ((b & 0x7f) == 0x7f);
-        s.bytes[i] = b;
-        s.value[i] = f8e4m3_to_f32(b);
-        break;
-      }
-      default:
-        ADD_FAILURE() << "no random data for " << dtype_name(dtype);
-    }
-  }
-  return s;
-}
-
 /// A LinearWeight with its dequantised reference matrix.
 struct TestLinear {
-  Stored w;
-  Stored scale;
-  Stored bias;
+  HostData w;
+  HostData scale;
+  HostData bias;
   LinearWeight lw;
   int64_t out = 0, in = 0;
   std::vector<double> deq;       // [out, in]
@@ -116,7 +56,7 @@ TestLinear make_linear(Rng& rng, int64_t out, int64_t in, const LinearSpec& spec
   TestLinear t;
   t.out = out;
   t.in = in;
-  t.w = random_stored(rng, out * in, spec.w_dtype);
+  t.w = random_data(rng, out * in, spec.w_dtype);
   t.lw.weight = t.w.tensor({out, in});
   t.lw.quant = spec.quant;
   t.deq = t.w.value;
@@ -129,7 +69,7 @@ TestLinear make_linear(Rng& rng, int64_t out, int64_t in, const LinearSpec& spec
       t.lw.block_out = spec.block_out;
       t.lw.block_in = spec.block_in;
     }
-    t.scale = random_stored(rng, rows * cols, spec.scale_dtype, 0.001f, 0.05f);
+    t.scale = random_data(rng, rows * cols, spec.scale_dtype, 0.001f, 0.05f);
     t.lw.scale = t.scale.tensor(spec.quant == WeightQuant::kFp8Channel ? Shape{out, 1} : Shape{rows, cols});
     for (int64_t o = 0; o < out; ++o)
       for (int64_t i = 0; i < in; ++i) {
@@ -140,7 +80,7 @@ TestLinear make_linear(Rng& rng, int64_t out, int64_t in, const LinearSpec& spec
       }
   }
   if (spec.has_bias) {
-    t.bias = random_stored(rng, out, spec.bias_dtype);
+    t.bias = random_data(rng, out, spec.bias_dtype);
     t.lw.bias = t.bias.tensor({out});
     t.bias_ref = t.bias.value;
   }
@@ -382,7 +322,7 @@ TEST_P(CpuOps, EmbeddingGathersRowsOfEveryDtype) {
   Rng rng(6);
   for (DType dt : {DType::kBF16, DType::kF16, DType::kF32}) {
     const int64_t V = 11, H = 19;
-    Stored table = random_stored(rng, V * H, dt);
+    HostData table = random_data(rng, V * H, dt);
     const std::vector<int32_t> ids = {3, 0, 10, 3};
     std::vector<float> out(ids.size() * H);
     backend_->embedding(i32_view(ids), table.tensor({V, H}), view(out, {4, H}));
@@ -408,7 +348,7 @@ TEST_P(CpuOps, RmsNormOnRowsAndHeadsWithAndWithoutUnitOffset) {
     for (bool unit_offset : {false, true})
       for (DType wdt : {DType::kF32, DType::kBF16}) {
         std::vector<float> x = rng.vec(c.rows * c.D, -3.0f, 3.0f), out(x.size());
-        Stored w = random_stored(rng, c.D, wdt, -0.5f, 1.5f);
+        HostData w = random_data(rng, c.D, wdt, -0.5f, 1.5f);
         const float eps = 1e-5f;
         backend_->rms_norm(view(x, {c.rows, c.D}), w.tensor({c.D}), eps, unit_offset,
                            view(out, {c.rows, c.D}));

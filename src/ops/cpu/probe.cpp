@@ -4,9 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <fstream>
-#include <string>
 
+#include "core/proc_file.h"
 #include "ops/cpu/dispatch.h"
 #include "tensor/tensor.h"
 
@@ -81,12 +80,6 @@ double measure_peak_gflops(ThreadPool& pool) {
   return best;
 }
 
-size_t mem_available_bytes() {
-  std::ifstream f("/proc/meminfo");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind("MemAvailable:", 0) == 0) return static_cast<size_t>(std::stoull(line.substr(13))) * 1024;
-  return 0;
-}
+size_t mem_available_bytes() { return proc_kib_field_bytes("/proc/meminfo", "MemAvailable:"); }
 
 }  // namespace tandem::ops::cpu
