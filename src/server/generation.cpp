@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <array>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "server/errors.h"
@@ -139,16 +141,24 @@ int64_t Generation::completion_tokens() const {
 nlohmann::json Generation::spec_json() const {
   if (!ctx_.loop().engine().speculative()) return nullptr;
   int64_t steps = 0, drafts = 0, accepted = 0, generated = 0;
+  std::array<int64_t, spec::kMaxDraftTokens + 1> k_used{};
   for (const auto& s : choices_) {
     steps += s.state.spec.verify_steps;
     drafts += s.state.spec.draft_tokens;
     accepted += s.state.spec.accepted_tokens;
     generated += s.state.engine_completion_tokens;
+    for (size_t k = 0; k < k_used.size(); ++k) k_used[k] += s.state.spec.drafted_hist[k];
   }
+  // The draft length each verify step used ({"K": steps}), non-zero entries only: K is capped near max_tokens
+  // and the context end (spec/policy.h), so it varies within a request.
+  nlohmann::ordered_json per_step = nlohmann::ordered_json::object();
+  for (size_t k = 0; k < k_used.size(); ++k)
+    if (k_used[k] > 0) per_step[std::to_string(k)] = k_used[k];
   return {{"verify_steps", steps},
           {"draft_tokens", drafts},
           {"accepted_tokens", accepted},
-          {"mean_accept_length", spec::accept_length(generated, steps)}};
+          {"mean_accept_length", spec::accept_length(generated, steps)},
+          {"drafts_per_step", per_step}};
 }
 
 std::string Generation::first_error() const {

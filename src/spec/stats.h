@@ -19,6 +19,7 @@ struct SpecStats {
   int64_t draft_tokens = 0;     // drafts proposed to those passes
   int64_t accepted_tokens = 0;  // drafts accepted and emitted
   std::array<int32_t, kMaxDraftTokens + 1> accepted_hist{};  // [j]: verify steps that emitted j drafts
+  std::array<int32_t, kMaxDraftTokens + 1> drafted_hist{};   // [k]: verify steps that proposed k drafts (the K used)
 
   /// Records one verify step that proposed `drafted` tokens of which `emitted_drafts` were emitted.
   void record_step(int drafted, int emitted_drafts) {
@@ -26,6 +27,7 @@ struct SpecStats {
     draft_tokens += drafted;
     accepted_tokens += emitted_drafts;
     ++accepted_hist[emitted_drafts];
+    ++drafted_hist[drafted];
   }
 };
 

@@ -222,6 +222,14 @@ TEST(BatchInvariance, ConcurrentEqualsAloneWithAndWithoutSpeculation) {
     const Json with = post(*spec.client(), "/v1/completions", body).json();
     const Json without = post(*spec.client(), "/v1/completions", off).json();
     EXPECT_GT(with["usage"]["spec"]["verify_steps"].get<int64_t>(), 0) << with;
+    // usage.spec.drafts_per_step: the K of every verify step; 24 tokens at K = 3 (the default) end with capped K.
+    int64_t counted = 0;
+    for (const auto& [k, n] : with["usage"]["spec"]["drafts_per_step"].items()) {
+      EXPECT_GE(std::stoi(k), 1) << with;
+      EXPECT_LE(std::stoi(k), 3) << with;
+      counted += n.get<int64_t>();
+    }
+    EXPECT_EQ(counted, with["usage"]["spec"]["verify_steps"].get<int64_t>()) << with;
     EXPECT_EQ(without["usage"]["spec"]["verify_steps"].get<int64_t>(), 0) << without;
     EXPECT_EQ(without["choices"][0]["text"], with["choices"][0]["text"]);
     const Json gen = post(*spec.client(), "/generate",
