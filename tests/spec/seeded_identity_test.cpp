@@ -10,31 +10,15 @@
 
 #include "common/test_backend.h"
 #include "common/fixtures.h"
+#include "common/generate.h"
 #include "engine/engine.h"
 
 using namespace tandem;
 
 namespace {
 
-struct Run {
-  std::vector<std::vector<int32_t>> outputs;
-  std::vector<engine::RequestOutput> finals;
-};
-
-Run generate(models::LoadedModel& m, ops::Backend& be, const engine::EngineOptions& eo,
-             const std::vector<engine::GenerateRequest>& reqs) {
-  engine::Engine eng(m, be, eo);
-  Run r;
-  r.outputs.resize(reqs.size());
-  r.finals.resize(reqs.size());
-  for (size_t i = 0; i < reqs.size(); ++i)
-    eng.submit(reqs[i], [&r, i](const engine::RequestOutput& o) {
-      r.outputs[i].insert(r.outputs[i].end(), o.new_tokens.begin(), o.new_tokens.end());
-      if (o.finished()) r.finals[i] = o;
-    });
-  eng.run_until_idle();
-  return r;
-}
+using test::generate;
+using test::GenRun;
 
 std::vector<std::vector<int32_t>> tiny_prompts() {
   std::ifstream f(test::source_dir() / "models" / "tandem-tiny" / "eval.json");
@@ -98,7 +82,7 @@ void check_identity(const std::filesystem::path& dir, const std::vector<engine::
     if (i < others.size()) mixed.push_back(others[i]);
     if (i < seeded.size()) seeded_at.push_back(mixed.size()), mixed.push_back(seeded[i]);
   }
-  auto seeded_of_mixed = [&](const Run& r) {
+  auto seeded_of_mixed = [&](const GenRun& r) {
     std::vector<std::vector<int32_t>> out;
     for (size_t i : seeded_at) out.push_back(r.outputs[i]);
     return out;
@@ -114,12 +98,12 @@ void check_identity(const std::filesystem::path& dir, const std::vector<engine::
     engine::EngineOptions eo = base;
     eo.spec = {.enabled = true, .num_steps = K};
     for (size_t i = 0; i < seeded.size(); ++i) {
-      const Run single = generate(*m, *be, eo, {seeded[i]});
+      const GenRun single = generate(*m, *be, eo, {seeded[i]});
       EXPECT_EQ(single.outputs[0], alone[i]) << "K=" << K << " seeded request " << i << " (alone)";
       drafted += single.finals[0].spec.draft_tokens;
       accepted += single.finals[0].spec.accepted_tokens;
     }
-    const Run batched = generate(*m, *be, eo, mixed);
+    const GenRun batched = generate(*m, *be, eo, mixed);
     const auto got = seeded_of_mixed(batched);
     for (size_t i = 0; i < seeded.size(); ++i)
       EXPECT_EQ(got[i], alone[i]) << "K=" << K << " seeded request " << i << " (batched)";

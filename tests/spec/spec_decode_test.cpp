@@ -7,6 +7,7 @@
 #include "common/test_backend.h"
 #include "common/fixtures.h"
 #include "common/model_runner.h"
+#include "common/generate.h"
 #include "engine/engine.h"
 #include "sampling/rng.h"
 #include "sampling/sampler.h"
@@ -16,25 +17,8 @@ using namespace tandem;
 
 namespace {
 
-struct GenRun {
-  std::vector<std::vector<int32_t>> outputs;
-  std::vector<engine::RequestOutput> finals;
-};
-
-GenRun generate(models::LoadedModel& m, ops::Backend& be, const engine::EngineOptions& eo,
-             const std::vector<engine::GenerateRequest>& reqs) {
-  engine::Engine eng(m, be, eo);
-  GenRun r;
-  r.outputs.resize(reqs.size());
-  r.finals.resize(reqs.size());
-  for (size_t i = 0; i < reqs.size(); ++i)
-    eng.submit(reqs[i], [&r, i](const engine::RequestOutput& o) {
-      r.outputs[i].insert(r.outputs[i].end(), o.new_tokens.begin(), o.new_tokens.end());
-      if (o.finished()) r.finals[i] = o;
-    });
-  eng.run_until_idle();
-  return r;
-}
+using test::generate;
+using test::GenRun;
 
 std::vector<engine::GenerateRequest> greedy_requests(const test::Reference& ref, int64_t V, int n_extra) {
   std::vector<engine::GenerateRequest> reqs;
