@@ -50,10 +50,15 @@ bool backend_available(std::string_view device, std::string* why) {
 #endif
 }
 
+namespace {
+
+/// The backend "auto" stands for on this machine ("cuda:0" or "cpu"); any other name as given.
 std::string resolve_device(std::string_view device) {
   if (device != "auto") return std::string(device);
   return backend_available("cuda") ? "cuda:0" : "cpu";
 }
+
+}  // namespace
 
 std::unique_ptr<Backend> make_backend(std::string_view requested, int n_threads) {
   const std::string device = resolve_device(requested);

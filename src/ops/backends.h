@@ -15,9 +15,6 @@ namespace tandem::ops {
 /// Unknown names throw tandem::Error listing the known ones.
 std::unique_ptr<Backend> make_backend(std::string_view device, int n_threads = 0);
 
-/// The backend "auto" stands for on this machine ("cuda:0" or "cpu"); any other name is returned as given.
-std::string resolve_device(std::string_view device);
-
 /// The backends compiled into this build: "cpu", "fake", and "cuda" when built with TANDEM_CUDA.
 std::vector<std::string> compiled_backends();
 

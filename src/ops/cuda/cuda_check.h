@@ -18,5 +18,3 @@ inline void check(cudaError_t status, const std::string& what) {
 
 /// CUDA_CHECK(call, "fmt", args...): runs `call`; on failure throws with the formatted context.
 #define CUDA_CHECK(call, ...) ::tandem::ops::cuda::check((call), ::fmt::format(__VA_ARGS__))
-/// After a kernel launch: reports a bad launch configuration at once, naming the op and shapes.
-#define CUDA_CHECK_LAUNCH(...) ::tandem::ops::cuda::check(cudaGetLastError(), ::fmt::format(__VA_ARGS__))
