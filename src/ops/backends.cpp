@@ -2,6 +2,8 @@
 
 #include <charconv>
 
+#include "core/log.h"
+
 #include "ops/fake_device/fake_device_backend.h"
 #ifdef TANDEM_HAVE_CUDA
 #include "ops/cuda/cuda_backend.h"
@@ -52,10 +54,17 @@ bool backend_available(std::string_view device, std::string* why) {
 
 namespace {
 
-/// The backend "auto" stands for on this machine ("cuda:0" or "cpu"); any other name as given.
+/// The backend "auto" stands for on this machine ("cuda:0" or "cpu", logged with the reason); any other name
+/// as given.
 std::string resolve_device(std::string_view device) {
   if (device != "auto") return std::string(device);
-  return backend_available("cuda") ? "cuda:0" : "cpu";
+  std::string why;
+  if (backend_available("cuda", &why)) {
+    log::info("--device auto: GPU 0 (cuda:0)");
+    return "cuda:0";
+  }
+  log::info("--device auto: the CPU ({})", why);
+  return "cpu";
 }
 
 }  // namespace
