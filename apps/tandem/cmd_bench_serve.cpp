@@ -153,7 +153,10 @@ RequestResult run_one(const std::string& base, const nlohmann::json& body, doubl
         res.output_tokens = u.value("completion_tokens", 0);
         if (u.contains("spec")) {
           res.verify_steps = u["spec"].value("verify_steps", 0);
-          res.engine_tokens = res.output_tokens;
+          // Tokens of plain (K = 0) steps ("drafts_per_step" "0") do not count towards the accept length.
+          int64_t plain = 0;
+          if (u["spec"].contains("drafts_per_step")) plain = u["spec"]["drafts_per_step"].value("0", int64_t{0});
+          res.engine_tokens = res.output_tokens - plain;
         }
       }
       if (!j.contains("choices") || j["choices"].empty()) continue;

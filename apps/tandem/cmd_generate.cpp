@@ -46,6 +46,7 @@ nlohmann::json spec_json(const engine::SpecStats& s, int64_t completion_tokens) 
 
 int run_generate(const GenerateFlags& f) {
   f.model.validate();
+  f.model.refuse_bench_only("generate");
   f.kv.validate();
   auto backend = ops::make_backend(f.model.device, f.model.threads);
   auto model = models::load_model(f.model.model, f.model.load_options(), *backend);

@@ -159,6 +159,7 @@ Run add_inspect(CLI::App& app) {
     if (!*plan) return run_inspect(*flags, *json);
     flags->validate();
     req->model = flags->model;
+    req->model_overrides = flags->model_overrides;
     req->spec_num_steps = flags->spec_num_steps;
     req->json = *json;
     return run_inspect_plan(*req);

@@ -159,10 +159,20 @@ std::string default_model_name(const std::string& path) {
 
 int run_serve(const ServeFlags& f) {
   f.model.validate();
+  f.model.refuse_bench_only("serve");
   f.kv.validate();
   if (f.port < 0 || f.port > 65535) fail("--port must be in [0, 65535], got {}", f.port);
   if (f.max_running_requests < 1) fail("--max-running-requests must be >= 1, got {}", f.max_running_requests);
   if (f.max_body_bytes < 1024) fail("--max-body-bytes must be >= 1024, got {}", f.max_body_bytes);
+  // Before the weights load (minutes for a full checkpoint; --load-format dummy makes weights, not a tokenizer).
+  // A folder that does not exist is load_model's error to report.
+  if (std::filesystem::is_directory(f.model.model) &&
+      !std::filesystem::exists(std::filesystem::path(f.model.model) / "tokenizer.json"))
+    fail("{} has no tokenizer.json: the server needs the checkpoint's tokenizer{}", f.model.model,
+         f.model.load_options().load_format == models::LoadFormat::kDummy
+             ? " (--load-format dummy makes the weights from config.json, not the tokenizer; `tandem bench` "
+               "runs without one)"
+             : "");
   std::signal(SIGPIPE, SIG_IGN);  // a client that disconnects mid-stream must not kill the process
   SignalWatcher signals;          // before any other thread, so every thread inherits the blocked mask
 
@@ -206,8 +216,6 @@ int run_serve(const ServeFlags& f) {
     model = models::load_model(f.model.model, f.model.load_options(), *backend);
     m = model.get();
     const auto dir = m->checkpoint->dir();
-    if (!std::filesystem::exists(dir / "tokenizer.json"))
-      fail("{} has no tokenizer.json: the server needs the checkpoint's tokenizer", dir.string());
     tok = tokenizer::Tokenizer::from_dir(dir);
     log::info("loaded {} in {:.1f} s (resident weights {:.2f} GiB)", dir.string(), ticker.elapsed(),
               m->resident_weight_bytes() / double(1u << 30));

@@ -5,10 +5,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "kv/kv_dtype.h"
+#include "loader/checkpoint.h"
+#include "models/config_overrides.h"
 #include "models/memory_plan.h"
 #include "models/mtp/draft_precision.h"
 
@@ -70,9 +73,13 @@ nlohmann::ordered_json fit_json(const models::MemoryPlan& plan, size_t total) {
 
 int run_inspect_plan(const PlanRequest& r) {
   const std::filesystem::path dir(r.model);
-  const nlohmann::json config = read_json(dir / "config.json");
-  const auto c = models::glm4_moe::Glm4MoeConfig::from_hf(config);
+  const nlohmann::json overrides = models::parse_config_overrides(r.model_overrides);
+  nlohmann::json config = read_json(dir / "config.json");
+  loader::merge_config_overrides(config, overrides);
+  std::set<std::string> keys_read;
+  const auto c = models::glm4_moe::Glm4MoeConfig::from_hf(config, &keys_read);
   const auto quant = loader::QuantConfig::from_hf(config);
+  models::check_config_overrides(overrides, keys_read);
   models::MemoryPlanOptions o{.kv_dtype = kv::parse_kv_cache_dtype(r.kv_cache_dtype),
                               .with_draft = false,
                               .draft_own_embed_head = false,

@@ -10,6 +10,7 @@ namespace tandem::app {
 
 struct PlanRequest {
   std::string model;                // folder with config.json (tokenizer files and weights optional)
+  std::string model_overrides;      // --json-model-override-args: a JSON object over config.json, or ""
   std::vector<std::string> memory;  // sizes ("80GiB"); empty: 24GiB, 80GiB, 141GiB
   std::string kv_cache_dtype = "auto";
   int max_running_requests = 16;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "models/config_overrides.h"
+
 namespace tandem::app {
 
 void ModelFlags::add(CLI::App& cmd) {
@@ -11,12 +13,28 @@ void ModelFlags::add(CLI::App& cmd) {
                  "behind device-only memory, for CI)")
       ->capture_default_str();
   cmd.add_option("--speculative-algorithm", spec_algorithm, "NEXTN (aliases EAGLE, MTP): draft with the MTP layer");
-  cmd.add_option("--speculative-num-steps", spec_num_steps, "draft tokens per verify step (K)")->capture_default_str();
+  cmd.add_option("--speculative-num-steps", spec_num_steps,
+                 "draft tokens per verify step (K); with the adaptive policy, the largest K it may pick")
+      ->capture_default_str();
+  cmd.add_option("--speculative-policy", spec_policy,
+                 "adaptive: pick K in 0..num-steps each step from measured acceptance and step costs; fixed: always K")
+      ->check(CLI::IsMember({"adaptive", "fixed"}))
+      ->capture_default_str();
+  cmd.add_option("--speculative-synthetic-acceptance", synthetic_acceptance,
+                 "bench only: accept draft j with probability a_j (a1,a2,...; the last repeats) instead of verifying")
+      ->delimiter(',');
   cmd.add_option("--speculative-eagle-topk", spec_eagle_topk, "draft branching; 1 = chain")->capture_default_str();
   cmd.add_option("--speculative-num-draft-tokens", spec_num_draft_tokens, "tokens per verify pass (chain: K + 1)");
   cmd.add_option("--speculative-draft-model-quantization", draft_quant,
                  "auto | unquant | fp8 | compressed-tensors")
       ->capture_default_str();
+  cmd.add_option("--load-format", load_format,
+                 "auto: read the checkpoint's weights; dummy: --model needs only config.json, every weight is made "
+                 "on the device at its real shape and dtype with seeded pseudo-random values (for benchmarks)")
+      ->capture_default_str();
+  cmd.add_option("--json-model-override-args", model_overrides,
+                 "JSON object merged over config.json before it is parsed, e.g. '{\"num_hidden_layers\": 8}' "
+                 "(only keys tandem reads)");
 }
 
 void ModelFlags::validate() const {
@@ -33,14 +51,31 @@ void ModelFlags::validate() const {
     fail("--speculative-num-draft-tokens {} must equal --speculative-num-steps + 1 = {} for a chain",
          spec_num_draft_tokens, spec_num_steps + 1);
   models::mtp::DraftQuantRequest::parse(draft_quant);
+  models::parse_load_format(load_format);
+  (void)models::parse_config_overrides(model_overrides);
+  for (double a : synthetic_acceptance)
+    if (!(a >= 0.0 && a <= 1.0)) fail("--speculative-synthetic-acceptance: {} is not a probability in [0, 1]", a);
+}
+
+void ModelFlags::refuse_bench_only(std::string_view command) const {
+  if (!synthetic_acceptance.empty())
+    fail("--speculative-synthetic-acceptance is for `tandem bench` only: it accepts drafts without verifying them, "
+         "so `{}` would not return the model's output", command);
 }
 
 models::LoadOptions ModelFlags::load_options() const {
-  return models::LoadOptions{.with_draft = speculative(), .draft_quant = models::mtp::DraftQuantRequest::parse(draft_quant)};
+  return models::LoadOptions{.with_draft = speculative(),
+                             .draft_quant = models::mtp::DraftQuantRequest::parse(draft_quant),
+                             .load_format = models::parse_load_format(load_format),
+                             .config_overrides = models::parse_config_overrides(model_overrides)};
 }
 
 engine::SpecOptions ModelFlags::spec_options() const {
-  return engine::SpecOptions{.enabled = speculative(), .num_steps = spec_num_steps};
+  return engine::SpecOptions{
+      .enabled = speculative(),
+      .num_steps = spec_num_steps,
+      .policy = spec_policy == "fixed" ? engine::SpecPolicyKind::kFixed : engine::SpecPolicyKind::kAdaptive,
+      .synthetic_acceptance = synthetic_acceptance};
 }
 
 }  // namespace tandem::app

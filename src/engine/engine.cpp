@@ -1,10 +1,12 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <random>
 
 #include "core/log.h"
+#include "engine/cost_calibration.h"
 #include "kv/kv_dtype.h"
 #include "models/kv_scales.h"
 #include "models/memory_plan.h"
@@ -13,6 +15,8 @@
 namespace tandem::engine {
 
 namespace {
+
+constexpr int64_t kStashDeferredRows = 32;  // hidden rows a paused request keeps before its extend is forced
 
 /// KV cache capacity in blocks, from the options and the memory plan (models::size_kv_cache); lowers
 /// max_model_len when one request of it does not fit, and logs the plan at start-up. The host memory a
@@ -48,6 +52,9 @@ int64_t plan_kv_blocks(const models::LoadedModel& m, ops::Backend& be, const Eng
                  .max_running_requests = r.max_running_requests,
                  .max_batch_tokens = std::max<int64_t>(o.max_batch_tokens, 1),
                  .spec_num_steps = std::max(o.spec.num_steps, 0)});
+  if (draft)  // the hidden stash of paused requests (engine/hidden_stash.h)
+    r.workspace_bytes += static_cast<size_t>(r.max_running_requests) * (kStashDeferredRows + o.spec.num_steps + 1) *
+                         static_cast<size_t>(m.config.hidden_size) * sizeof(float);
   if (o.kv_cache_tokens <= 0 && o.kv_cache_memory == 0) {
     const size_t avail = be.available_memory_bytes();
     if (avail == 0)
@@ -74,6 +81,13 @@ int64_t plan_kv_blocks(const models::LoadedModel& m, ops::Backend& be, const Eng
   return b.kv_tokens / o.block_size;
 }
 
+/// The policy the options ask for.
+spec::SpecPolicy make_policy(const SpecOptions& o) {
+  if (!o.scripted_k.empty()) return spec::ScriptedK{.ks = o.scripted_k};
+  if (o.policy == SpecPolicyKind::kAdaptive) return spec::AdaptiveK{.k_max = o.num_steps};
+  return spec::FixedK{.k = o.num_steps};
+}
+
 int64_t resolve_max_model_len(const EngineOptions& o, const models::LoadedModel& m) {
   return o.max_model_len > 0 ? o.max_model_len : m.config.max_position_embeddings;
 }
@@ -84,15 +98,20 @@ Engine::Engine(models::LoadedModel& model, ops::Backend& backend, const EngineOp
     : model_(model),
       backend_(backend),
       options_(options),
-      policy_(spec::FixedK{.k = options.spec.num_steps}),
+      policy_(make_policy(options.spec)),
       max_model_len_(resolve_max_model_len(options, model)),
-      allocator_(plan_kv_blocks(model, backend, options, max_model_len_)) {
+      allocator_(plan_kv_blocks(model, backend, options, max_model_len_)),
+      collapse_alarm_(spec::CollapseAlarm::Options{.window = options.spec.collapse_window}) {
   if (options_.spec.enabled) {
     if (!model_.draft)
       fail("speculative decoding needs an MTP/NextN layer, but {} has none{}", model_.checkpoint->dir().string(),
            model_.checkpoint_has_mtp ? " loaded" : "");
     if (options_.spec.num_steps < 1 || options_.spec.num_steps > spec::kMaxDraftTokens)
       fail("--speculative-num-steps must be in [1, {}], got {}", spec::kMaxDraftTokens, options_.spec.num_steps);
+    for (int k : options_.spec.scripted_k)
+      TANDEM_CHECK(k >= 0 && k <= spec::kMaxDraftTokens, "scripted K {} out of range", k);
+    for (double a : options_.spec.synthetic_acceptance)
+      if (!(a >= 0.0 && a <= 1.0)) fail("--speculative-synthetic-acceptance: {} is not a probability in [0, 1]", a);
     spec_enabled_ = true;
   }
   TANDEM_CHECK(options_.max_running_requests >= 1, "--max-running-requests must be >= 1");
@@ -110,24 +129,42 @@ Engine::Engine(models::LoadedModel& model, ops::Backend& backend, const EngineOp
                                       .head_dim = c.head_dim,
                                       .dtype = options_.kv_cache_dtype,
                                       .fp8_scales = std::move(scales.target)};
-  std::optional<kv::KvCacheShape> draft_shape;
+  std::optional<ModelRunner::DraftSetup> draft_setup;
+  const int k_max = spec_enabled_ ? spec::max_draft_length(policy_) : 0;
   if (spec_enabled_) {
     const auto& a = model_.draft->layer_options().attn;
-    draft_shape = kv::KvCacheShape{.n_layers = model_.draft->n_kv_layers(),
-                                   .n_blocks = allocator_.num_total(),
-                                   .block_size = options_.block_size,
-                                   .n_kv_heads = a.n_kv_heads,
-                                   .head_dim = a.head_dim,
-                                   .dtype = options_.kv_cache_dtype,
-                                   .fp8_scales = std::move(scales.draft)};
+    draft_setup = ModelRunner::DraftSetup{.cache = kv::KvCacheShape{.n_layers = model_.draft->n_kv_layers(),
+                                                                    .n_blocks = allocator_.num_total(),
+                                                                    .block_size = options_.block_size,
+                                                                    .n_kv_heads = a.n_kv_heads,
+                                                                    .head_dim = a.head_dim,
+                                                                    .dtype = options_.kv_cache_dtype,
+                                                                    .fp8_scales = std::move(scales.draft)},
+                                          .stash_slots = options_.max_running_requests,
+                                          .stash_deferred_rows = kStashDeferredRows,
+                                          .stash_extra_rows = k_max + 1};
   }
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_running_requests = options_.max_running_requests,
                        .max_batch_tokens = options_.max_batch_tokens,
-                       .draft_lookahead = spec_enabled_ ? spec::max_draft_length(policy_) : 0},
+                       .draft_lookahead = k_max},
       allocator_);
-  runner_ = std::make_unique<ModelRunner>(model_, backend_, target_shape, draft_shape,
+  runner_ = std::make_unique<ModelRunner>(model_, backend_, target_shape, draft_setup,
                                           spec::ProposerHooks{.before_forward = options_.before_draft_forward});
+  if (spec_enabled_ && std::holds_alternative<spec::AdaptiveK>(policy_)) {
+    spec::CostTable costs = options_.spec.costs;
+    if (costs.empty()) {
+      const auto t0 = std::chrono::steady_clock::now();
+      costs = calibrate_step_costs(*runner_, allocator_,
+                                   {.max_batch = options_.max_running_requests, .k_max = k_max,
+                                    .block_size = options_.block_size});
+      log::info("adaptive speculation: step costs measured in {:.2f} s on {}:\n{}",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), backend_.name(),
+                costs.format());
+    }
+    TANDEM_CHECK(costs.k_max() >= k_max, "the cost table covers K <= {}, the policy needs {}", costs.k_max(), k_max);
+    adaptive_.emplace(std::get<spec::AdaptiveK>(policy_), std::move(costs));
+  }
   counters_.spec_accepted_per_pos.assign(options_.spec.num_steps, 0);
   snapshot_.kv_blocks_total = allocator_.num_total();
 }
@@ -180,6 +217,13 @@ void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) 
   out.completion_tokens = s.n_output();
   out.spec = s.spec;
   if (s.callback) s.callback(out);
+  retire(s);
+}
+
+void Engine::retire(Sequence& s) {
+  if (s.stash_slot >= 0 && runner_->stash()) runner_->stash()->release(s.stash_slot);
+  s.stash_slot = -1;
+  s.n_stashed = 0;
   scheduler_->finish(s);
 }
 
@@ -249,6 +293,11 @@ Engine::Batch Engine::assemble(const Schedule& sched) const {
       const int64_t first = sc.verify ? 0 : sc.n_rows - 1;
       for (int64_t j = first; j < sc.n_rows; ++j) b.logit_rows.push_back(static_cast<int32_t>(sc.row_begin + j));
     }
+    if (sc.decode) {  // the scheduler's decode pass comes first: its rows are a prefix of the batch
+      TANDEM_CHECK(sc.row_begin == b.decode_rows, "assemble: decode rows of a sequence at row {} after {} decode rows",
+                   sc.row_begin, b.decode_rows);
+      b.decode_rows += sc.n_rows;
+    }
   }
   return b;
 }
@@ -264,15 +313,26 @@ bool Engine::step() {
   }
 
   const Batch batch = assemble(sched);
+  // A step of decode rows only times the cost table's parts: its verify by the K all its requests verified (when
+  // they agree), its draft by the K the policy drafts next.
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool all_decode = std::all_of(sched.seqs.begin(), sched.seqs.end(), [](const ScheduledSeq& sc) {
+    return sc.seq->n_output() > 0 && sc.samples && sc.n_rows == 1 + static_cast<int64_t>(sc.seq->drafts.size());
+  });
+  int verified_k = all_decode ? static_cast<int>(sched.seqs.front().seq->drafts.size()) : -1;
+  for (const ScheduledSeq& sc : sched.seqs)
+    if (static_cast<int>(sc.seq->drafts.size()) != verified_k) verified_k = -1;
   runner_->begin_step();
-  const bool any_spec =
-      std::any_of(sched.seqs.begin(), sched.seqs.end(), [](const ScheduledSeq& x) { return x.seq->speculative; });
+  const bool any_spec = std::any_of(sched.seqs.begin(), sched.seqs.end(), [](const ScheduledSeq& x) {
+    return x.seq->speculative && !x.seq->draft_dropped;
+  });
   TargetStep target;
   try {
     target = runner_->run_target(models::ForwardInput{.tokens = batch.tokens,
                                                       .positions = batch.positions,
                                                       .seqs = batch.slices,
                                                       .logit_rows = batch.logit_rows,
+                                                      .decode_rows = batch.decode_rows,
                                                       .capture_hidden = any_spec});
   } catch (const std::exception& e) {
     log::error("target forward failed: {}; failing the {} requests of this batch", e.what(), sched.seqs.size());
@@ -291,9 +351,18 @@ bool Engine::step() {
     pair_rows[k] = commit(sc, rows);
   }
 
+  const auto t1 = std::chrono::steady_clock::now();
+  const int64_t batch_seqs = static_cast<int64_t>(sched.seqs.size());
+  const bool refine = adaptive_ && options_.spec.refine_costs;
+  if (refine && verified_k >= 0)
+    adaptive_->record_part(spec::CostTable::kVerify, batch_seqs, verified_k,
+                           std::chrono::duration<double>(t1 - t0).count());
   if (any_spec) {
     try {
-      run_draft(sched, target.fwd.hidden, pair_rows);
+      const int next_k = run_draft(sched, target.fwd.hidden, pair_rows);
+      if (refine && all_decode && next_k >= 0)
+        adaptive_->record_part(spec::CostTable::kDraft, batch_seqs, next_k,
+                               std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count());
     } catch (const std::exception& e) {
       log::error("draft forward failed: {}; failing the speculative requests of this batch", e.what());
       for (auto& sc : sched.seqs)
@@ -317,13 +386,21 @@ int64_t Engine::commit(const ScheduledSeq& sc, const float* base) {
   std::vector<int32_t> emitted;
   int accepted = 0;
   const int drafted = static_cast<int>(s.drafts.size());
+  const bool plain_step = !sc.verify && s.n_output() > 0;  // a decode step that verified no draft
   if (sc.verify) {
-    auto row_fn = [&](int j, std::span<const int32_t> so_far) {
-      return processed_logits(s, base + static_cast<int64_t>(j) * V, so_far);
-    };
-    const spec::VerifyResult vr = spec::verify_chain(row_fn, s.drafts, s.req.sampling, s.rng, s.n_output());
+    spec::VerifyResult vr;
+    if (options_.spec.synthetic_acceptance.empty()) {
+      auto row_fn = [&](int j, std::span<const int32_t> so_far) {
+        return processed_logits(s, base + static_cast<int64_t>(j) * V, so_far);
+      };
+      vr = spec::verify_chain(row_fn, s.drafts, s.req.sampling, s.rng, s.n_output());
+    } else {
+      vr = synthetic_verify(s, base);
+    }
     emitted = vr.tokens;
     accepted = vr.accepted;
+    s.accept.record(drafted, accepted);
+    if (adaptive_) adaptive_->record_verify(drafted, accepted);
   } else {
     if (s.n_output() == 0) counters_.prompt_tokens += sc.n_rows;
     const std::vector<float> row = processed_logits(s, base, {});
@@ -348,7 +425,8 @@ int64_t Engine::commit(const ScheduledSeq& sc, const float* base) {
       reason = FinishReason::kLength;
   }
   counters_.generation_tokens += static_cast<int64_t>(out.size());
-  if (s.speculative) counters_.spec_completion_tokens += static_cast<int64_t>(out.size());
+  if (s.speculative && plain_step) s.spec.record_plain_step();
+  else if (s.speculative) counters_.spec_completion_tokens += static_cast<int64_t>(out.size());
   if (sc.verify) {
     // Drafts count as accepted only when emitted: a stop or max_tokens may cut the accepted run.
     const int emitted_drafts = std::min(accepted, static_cast<int>(out.size()));
@@ -372,40 +450,123 @@ int64_t Engine::commit(const ScheduledSeq& sc, const float* base) {
   // Roll back KV of rejected drafts: keep only blocks that cover committed positions.
   s.blocks.truncate(allocator_, static_cast<int64_t>(s.tokens.size()));
   emit(s, std::move(out), std::move(lps), reason);
-  if (reason != FinishReason::kNone) scheduler_->finish(s);
+  if (reason != FinishReason::kNone) retire(s);
   return committed_rows;
 }
 
-void Engine::run_draft(const Schedule& sched, const Tensor& target_hidden, const std::vector<int64_t>& pair_rows) {
+spec::VerifyResult Engine::synthetic_verify(Sequence& s, const float* base) {
+  const auto& rates = options_.spec.synthetic_acceptance;
+  const int64_t V = model_.config.vocab_size;
+  spec::VerifyResult vr;
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  while (vr.accepted < static_cast<int>(s.drafts.size()) &&
+         u(synthetic_rng_) < rates[std::min<size_t>(vr.accepted, rates.size() - 1)]) {
+    vr.tokens.push_back(s.drafts[vr.accepted]);
+    ++vr.accepted;
+  }
+  const std::vector<float> row = processed_logits(s, base + static_cast<int64_t>(vr.accepted) * V, vr.tokens);
+  vr.tokens.push_back(sampling::sample(row, s.req.sampling, s.rng.uniform(s.n_output() + vr.accepted)));
+  return vr;
+}
+
+int Engine::wanted_drafts(Sequence& s, int batch_k) {
+  const int64_t n = s.draft_decisions++;
+  if (const auto* f = std::get_if<spec::FixedK>(&policy_)) return f->k;
+  if (const auto* sk = std::get_if<spec::ScriptedK>(&policy_)) return sk->ks[static_cast<size_t>(n) % sk->ks.size()];
+  if (s.probe) {
+    s.probe = false;
+    return std::max(batch_k, 1);
+  }
+  return batch_k;
+}
+
+int Engine::run_draft(const Schedule& sched, const Tensor& target_hidden, const std::vector<int64_t>& pair_rows) {
+  // The adaptive policy's K for this batch, from the estimates of the requests about to draft.
+  int batch_k = -1;
+  if (adaptive_) {
+    std::vector<const spec::AcceptanceEstimate*> drafting;
+    int64_t decoding = 0;
+    for (size_t k = 0; k < sched.seqs.size(); ++k) {
+      const Sequence& s = *sched.seqs[k].seq;
+      if (!s.callback || !sched.seqs[k].samples) continue;
+      ++decoding;
+      if (s.speculative && !s.draft_dropped && pair_rows[k] > 0) drafting.push_back(&s.accept);
+    }
+    if (!drafting.empty()) batch_k = adaptive_->choose(drafting, decoding);
+  }
+  HiddenStash* stash = runner_->stash();
   std::vector<spec::ExtendSeq> items;
   std::vector<Sequence*> owners;
+  std::vector<HiddenStash::Copy> copies;
   for (size_t k = 0; k < sched.seqs.size(); ++k) {
     const ScheduledSeq& sc = sched.seqs[k];
     Sequence& s = *sc.seq;
-    if (!s.callback || !s.speculative || pair_rows[k] == 0) continue;  // finished or plain
+    if (!s.callback || !s.speculative || s.draft_dropped || pair_rows[k] == 0) continue;  // finished or plain
+    // Adaptive: when the policy drafts nothing, a new request runs without a draft state (no extend of its prompt:
+    // a draft layer over every prompt row), except one in admit_probe_every, which drafts at least once so the
+    // acceptance estimates stay fresh.
+    if (adaptive_ && !s.draft_decided) {
+      s.draft_decided = true;
+      if (batch_k == 0) {
+        s.probe = ++admitted_while_paused_ % adaptive_->params().admit_probe_every == 0;
+        if (!s.probe) {
+          s.draft_dropped = true;
+          continue;
+        }
+      }
+    }
     // Propose once the whole pending input is committed (end of prefill, or after a verify), as many drafts
     // as the policy gives within max_tokens and the context. Grow the block table first: the slice keeps a
     // pointer into it, and the next verify needs tokens + k positions.
     const int64_t n_tokens = static_cast<int64_t>(s.tokens.size());
     int k_drafts = 0;
     if (sc.samples) {
-      k_drafts = spec::draft_length(policy_, spec::DraftBudget{.remaining_tokens = s.req.max_tokens - s.n_output(),
-                                                               .context_left = max_model_len_ - n_tokens});
+      k_drafts = spec::cap_draft_length(wanted_drafts(s, batch_k),
+                                        spec::DraftBudget{.remaining_tokens = s.req.max_tokens - s.n_output(),
+                                                          .context_left = max_model_len_ - n_tokens});
       if (k_drafts > 0 && !s.blocks.ensure(allocator_, n_tokens + k_drafts)) k_drafts = 0;
     }
+    const int64_t pairs = pair_rows[k];
+    // Paused (K = 0) after a decode step: keep the pairs' hidden rows and defer the draft's extend, unless the
+    // request's stash slot is full (then the extend runs now, over everything kept).
+    const bool decode = sc.samples && s.n_output() > 1;
+    if (k_drafts == 0 && decode && s.stash_slot < 0 && stash) s.stash_slot = stash->acquire();
+    const bool defer = k_drafts == 0 && decode && s.stash_slot >= 0 && s.n_stashed + pairs <= stash->deferred_rows();
+    // Adaptive: a request paused for a whole stash drops its draft state rather than pay the extend (on a CPU the
+    // draft layer costs per row whether deferred or not); it decodes plainly from here on.
+    if (adaptive_ && k_drafts == 0 && decode && !defer) {
+      s.draft_dropped = true;
+      s.n_stashed = 0;
+      stash->release(s.stash_slot);
+      s.stash_slot = -1;
+      continue;
+    }
+    const bool from_stash = s.n_stashed > 0;
+    TANDEM_CHECK(!from_stash || pairs <= spec::max_draft_length(policy_) + 1, "{} pairs after a paused step", pairs);
+    if (defer || from_stash)
+      copies.push_back({.src_row = sc.row_begin, .dst_row = stash->slot_row(s.stash_slot) + s.n_stashed, .n = pairs});
+    if (defer) {
+      s.n_stashed += pairs;
+      continue;
+    }
     const int64_t first_pos = s.n_draft_cached;
+    const int64_t n = s.n_stashed + pairs;
     items.push_back(spec::ExtendSeq{
-        .next_tokens = std::span<const int32_t>(s.tokens.data() + first_pos + 1, static_cast<size_t>(pair_rows[k])),
+        .next_tokens = std::span<const int32_t>(s.tokens.data() + first_pos + 1, static_cast<size_t>(n)),
         .first_pos = first_pos,
-        .hidden_row = sc.row_begin,
+        .hidden_row = from_stash ? stash->slot_row(s.stash_slot) : sc.row_begin,
+        .from_stash = from_stash,
         .block_table = s.blocks.blocks().data(),
         .k = k_drafts});
     owners.push_back(&s);
-    s.n_draft_cached = first_pos + pair_rows[k];
+    s.n_draft_cached = first_pos + n;
+    s.n_stashed = 0;
   }
-  if (items.empty()) return;
+  if (!copies.empty()) runner_->stash_hidden(target_hidden, copies);
+  if (items.empty()) return batch_k;
   std::vector<std::vector<int32_t>> drafts = runner_->run_draft(target_hidden, items);
   for (size_t i = 0; i < owners.size(); ++i) owners[i]->drafts = std::move(drafts[i]);
+  return batch_k;
 }
 
 void Engine::run_until_idle() {

@@ -11,6 +11,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <random>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -21,14 +24,28 @@
 #include "kv/block_allocator.h"
 #include "kv/kv_cache.h"
 #include "models/loaded_model.h"
+#include "spec/adaptive_controller.h"
 #include "spec/collapse_alarm.h"
 #include "spec/policy.h"
+#include "spec/verifier.h"
 
 namespace tandem::engine {
 
+enum class SpecPolicyKind { kFixed, kAdaptive };
+
 struct SpecOptions {
   bool enabled = false;  // --speculative-algorithm NEXTN|EAGLE|MTP
-  int num_steps = 3;     // K drafts per verify step (chain: num_draft_tokens = K + 1)
+  int num_steps = 3;     // fixed: K drafts per verify step (chain: num_draft_tokens = K + 1); adaptive: K max
+  SpecPolicyKind policy = SpecPolicyKind::kFixed;  // --speculative-policy (the CLI's default is adaptive)
+  /// Tests: replaces the policy with spec::ScriptedK (the K of each draft decision, cycled).
+  std::vector<int> scripted_k;
+  /// `tandem bench` only: accept draft j with conditional probability a[min(j, size) - 1] instead of verifying
+  /// it (vLLM's synthetic rejection mode). Output is then not the target's.
+  std::vector<double> synthetic_acceptance;
+  /// The adaptive policy's cost table: measured at start-up when empty (tests may pass their own).
+  spec::CostTable costs;
+  bool refine_costs = true;  // refine the cost table from timed steps (tests pin a table by turning this off)
+  int collapse_window = 64;  // verify steps the collapse alarm averages over
 };
 
 struct EngineOptions {
@@ -87,6 +104,10 @@ class Engine {
   int64_t max_model_len() const { return max_model_len_; }
   int64_t kv_capacity_tokens() const { return allocator_.num_total() * options_.block_size; }
   size_t kv_cache_bytes() const { return runner_->kv_cache_bytes(); }
+  /// The policy in force ("fixed", "adaptive", "scripted"; "" without speculation).
+  std::string spec_policy_name() const { return spec_enabled_ ? spec::policy_name(policy_) : ""; }
+  /// The adaptive policy's state (null for the other policies). Engine thread only.
+  const spec::AdaptiveController* adaptive() const { return adaptive_ ? &*adaptive_ : nullptr; }
 
  private:
   /// Host copy of the batch a target forward runs (engine/batch assembly).
@@ -96,6 +117,7 @@ class Engine {
     std::vector<ops::SeqSlice> slices;
     std::vector<int32_t> logit_rows;   // rows whose logits are sampled
     std::vector<int64_t> logit_begin;  // per scheduled seq: its first logit row, or -1
+    int64_t decode_rows = 0;           // leading rows of decode-pass seqs (exact linears, ops::BatchDesc)
   };
 
   void drain_inbox();
@@ -103,7 +125,14 @@ class Engine {
   /// Samples or verifies one scheduled sequence from its logit rows, commits and emits. Returns the number of
   /// target rows whose hidden states pair with a committed token (for the draft's extend pass).
   int64_t commit(const ScheduledSeq& sc, const float* logits);
-  void run_draft(const Schedule& sched, const Tensor& target_hidden, const std::vector<int64_t>& pair_rows);
+  /// Proposes the next step's drafts (or keeps the hidden rows of requests paused at K = 0). Returns the K the
+  /// policy chose for the batch (-1 when nothing drafted).
+  int run_draft(const Schedule& sched, const Tensor& target_hidden, const std::vector<int64_t>& pair_rows);
+  /// The policy's draft count for one request (before the budget cap); batch_k is the adaptive choice.
+  int wanted_drafts(Sequence& s, int batch_k);
+  /// Verify outcome under --speculative-synthetic-acceptance: the leading drafts accepted at the given rates.
+  spec::VerifyResult synthetic_verify(Sequence& s, const float* base);
+  void retire(Sequence& s);  // releases engine-side resources of a finished request, then the scheduler's
   void finish(Sequence& s, FinishReason reason, const std::string& error = "");
   void emit(Sequence& s, std::vector<int32_t> tokens, std::vector<TokenLogprob> lps, FinishReason reason);
   std::vector<float> processed_logits(const Sequence& s, const float* row, std::span<const int32_t> extra) const;
@@ -116,6 +145,9 @@ class Engine {
   EngineOptions options_;
   bool spec_enabled_ = false;
   spec::SpecPolicy policy_;
+  std::optional<spec::AdaptiveController> adaptive_;
+  std::mt19937_64 synthetic_rng_{0x5eed};  // --speculative-synthetic-acceptance draws
+  int64_t admitted_while_paused_ = 0;      // new speculative requests that arrived while the policy drafted nothing
   int64_t max_model_len_ = 0;
   kv::BlockAllocator allocator_;
   std::unique_ptr<Scheduler> scheduler_;

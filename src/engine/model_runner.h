@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "kv/kv_cache.h"
+#include "engine/hidden_stash.h"
 #include "models/loaded_model.h"
 #include "spec/mtp_proposer.h"
 
@@ -23,17 +24,28 @@ struct TargetStep {
 
 class ModelRunner {
  public:
-  /// draft_shape: the draft's KV cache, when speculation is on.
+  /// Speculation's part of the runner: the draft's KV cache and the hidden stash of paused requests.
+  struct DraftSetup {
+    kv::KvCacheShape cache;
+    int stash_slots = 1;           // running requests
+    int64_t stash_deferred_rows = 32;
+    int64_t stash_extra_rows = 1;  // K max + 1
+  };
   ModelRunner(models::LoadedModel& model, ops::Backend& backend, const kv::KvCacheShape& target_shape,
-              const std::optional<kv::KvCacheShape>& draft_shape, spec::ProposerHooks hooks);
+              const std::optional<DraftSetup>& draft, spec::ProposerHooks hooks);
 
   /// Starts a step: releases the previous step's temporaries (the arena resets).
   void begin_step() { arena_.reset(); }
   /// Target forward; returns the logit rows on the host.
   [[nodiscard]] TargetStep run_target(const models::ForwardInput& in);
-  /// Draft extend + chain over the committed pairs of this step (see spec::MtpProposer).
+  /// Keeps target hidden rows of paused requests for a later extend (see HiddenStash), in one op.
+  void stash_hidden(const Tensor& target_hidden, std::span<const HiddenStash::Copy> copies);
+  /// Draft extend + chain over the committed pairs of this step (see spec::MtpProposer); seqs marked from_stash
+  /// read their hidden rows from the stash.
   [[nodiscard]] std::vector<std::vector<int32_t>> run_draft(const Tensor& target_hidden,
                                                             std::span<const spec::ExtendSeq> seqs);
+  /// The stash of paused requests' hidden rows (null without a draft).
+  HiddenStash* stash() { return stash_ ? &*stash_ : nullptr; }
 
   size_t kv_cache_bytes() const;
   int64_t vocab_size() const { return model_.config.vocab_size; }
@@ -45,6 +57,7 @@ class ModelRunner {
   std::unique_ptr<kv::KvCache> target_cache_;
   std::unique_ptr<kv::KvCache> draft_cache_;
   std::optional<spec::MtpProposer> proposer_;
+  std::optional<HiddenStash> stash_;
   spec::ProposerHooks hooks_;
 };
 

@@ -42,6 +42,7 @@ void Scheduler::preempt(Sequence& s) {
   s.blocks.release(allocator_);
   s.n_cached = 0;
   s.n_draft_cached = 0;
+  s.n_stashed = 0;
   s.drafts.clear();
   ++preemptions_;
   for (auto& p : running_)
@@ -73,19 +74,24 @@ Schedule Scheduler::schedule() {
   int64_t budget = options_.max_batch_tokens;
   const size_t n_running = running_.size();
   size_t deferred = n_running;  // first decode the budget could not take (it starts the next step)
-  for (int pass = 0; pass < 2; ++pass) {  // pass 0: decode / verify rows; pass 1: prefill chunks
+  // Pass 0: rows of generated tokens (decode / verify, and the catch-up of a recomputed request's output once its
+  // prompt is back), which lead the batch and run on the backend's exact path (ops::StepState::decode_rows) as
+  // they did when first decoded; pass 1: prompt chunks.
+  for (int pass = 0; pass < 2; ++pass) {
     const size_t start = pass == 0 && decode_start_ < n_running ? decode_start_ : 0;
     for (size_t j = 0; j < n_running; ++j) {
       const size_t i = (start + j) % n_running;
       if (!running_[i]) continue;
       Sequence& s = *running_[i];
-      const bool decode = s.n_pending() == 1 && s.n_output() > 0;
-      if ((pass == 0) != decode) continue;
+      const bool generated = s.n_output() > 0 && s.n_cached >= s.n_prompt;  // only generated tokens pending
+      const bool decode = generated && s.n_pending() == 1;
+      if ((pass == 0) != generated) continue;
       if (budget <= 0) {
         if (pass == 0 && deferred == n_running) deferred = i;
         continue;
       }
       int64_t n = decode ? 1 + static_cast<int64_t>(s.drafts.size()) : std::min(s.n_pending(), budget);
+      if (!generated) n = std::min(n, s.n_prompt - s.n_cached);  // a recompute's prompt chunk stops at the prompt
       if (decode && n > budget) {  // the budget cannot take the verify rows: decode plainly
         s.drafts.clear();
         n = 1;
@@ -109,7 +115,7 @@ Schedule Scheduler::schedule() {
       const bool verify = decode && n > 1;
       const bool samples = verify || s.n_cached + n == static_cast<int64_t>(s.tokens.size());
       out.seqs.push_back(ScheduledSeq{.seq = &s, .row_begin = out.rows, .n_rows = n, .samples = samples,
-                                      .verify = verify});
+                                      .verify = verify, .decode = generated});
       out.rows += n;
       budget -= n;
     }

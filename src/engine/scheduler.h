@@ -30,6 +30,7 @@ struct ScheduledSeq {
   int64_t n_rows = 0;     // rows fed to the target: a prefill chunk, 1 (decode) or 1 + drafts (verify)
   bool samples = false;   // reaches the end of its pending tokens: sample or verify after the forward
   bool verify = false;    // rows are [newest, drafts...]
+  bool decode = false;    // rows of generated tokens (decode, verify, a recompute's catch-up): these lead the batch
 };
 
 /// A request that can never run (it needs more KV than the whole cache). The engine finishes it with an error;

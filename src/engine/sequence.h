@@ -8,6 +8,7 @@
 #include "kv/block_table.h"
 #include "sampling/rng.h"
 #include "sampling/sampler.h"
+#include "spec/acceptance.h"
 
 namespace tandem::engine {
 
@@ -26,6 +27,13 @@ struct Sequence {
   SpecStats spec;
   uint64_t admit_order = 0;        // for preemption: the newest admitted goes first
   bool speculative = false;        // this request runs with the draft
+  spec::AcceptanceEstimate accept; // per-position acceptance (the adaptive policy's evidence)
+  int64_t draft_decisions = 0;     // draft lengths chosen so far (indexes a scripted K schedule)
+  bool draft_dropped = false;      // no draft state any more: the request decodes plainly to its end (adaptive)
+  bool draft_decided = false;      // the adaptive policy has decided whether this request keeps a draft state
+  bool probe = false;              // kept a draft state to probe while paused: its first decision drafts >= 1
+  int stash_slot = -1;             // HiddenStash slot, -1: none
+  int64_t n_stashed = 0;           // draft pairs at [n_draft_cached, n_draft_cached + n_stashed) kept in the stash
 
   Sequence(uint64_t id_, GenerateRequest r, OutputCallback cb, int block_size, uint64_t seed)
       : id(id_), req(std::move(r)), callback(std::move(cb)), blocks(block_size), rng(seed) {

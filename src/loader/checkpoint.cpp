@@ -27,7 +27,14 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
 
 }  // namespace
 
-std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
+void merge_config_overrides(nlohmann::json& config, const nlohmann::json& overrides) {
+  if (overrides.is_null()) return;
+  if (!overrides.is_object()) fail("config overrides must be a JSON object, got {}", overrides.dump());
+  for (const auto& [key, value] : overrides.items()) config[key] = value;
+}
+
+std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir,
+                                             const CheckpointOptions& options) {
   std::unique_ptr<Checkpoint> c(new Checkpoint());
   c->dir_ = dir;
   std::error_code ec;
@@ -38,6 +45,7 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
     fail("{} has no config.json; is it a Hugging Face model folder?", dir.string());
   c->config_ = read_json_file(config_path);
   if (!c->config_.is_object()) fail("{} is not a JSON object", config_path.string());
+  merge_config_overrides(c->config_, options.config_overrides);
 
   const auto gen_path = dir / "generation_config.json";
   if (std::filesystem::exists(gen_path, ec)) {
@@ -45,7 +53,7 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::filesystem::path& dir) {
     if (!c->generation_config_.is_object()) fail("{} is not a JSON object", gen_path.string());
     c->has_generation_config_ = true;
   }
-  c->open_weights();
+  if (options.read_weights) c->open_weights();
   return c;
 }
 

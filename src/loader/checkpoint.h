@@ -1,6 +1,8 @@
 // A Hugging Face model folder: config.json, optional generation_config.json, and the weights, either one
 // model.safetensors or shards listed by model.safetensors.index.json. Every *.safetensors file in the folder
 // is opened, because some exports keep tensors (e.g. a GLM MTP layer in mtp.safetensors) outside the index.
+// For --load-format dummy a folder is opened without its weights (config.json is all it needs), and
+// --json-model-override-args replaces top-level config.json keys as the folder is opened.
 #pragma once
 
 #include <filesystem>
@@ -15,13 +17,29 @@
 
 namespace tandem::loader {
 
+struct CheckpointOptions {
+  /// false: read config.json (and generation_config.json) only; the checkpoint then holds no tensor.
+  bool read_weights = true;
+  /// A JSON object whose keys replace config.json's top-level keys (SGLang's dict update: a nested object is
+  /// replaced whole), or null. config() returns the result; which keys a model may override is the model's
+  /// business (models/config_overrides.h).
+  nlohmann::json config_overrides;
+};
+
+/// Replaces config's top-level keys by those of `overrides` (an object; null changes nothing; anything else
+/// throws tandem::Error): what Checkpoint::open does with CheckpointOptions::config_overrides.
+void merge_config_overrides(nlohmann::json& config, const nlohmann::json& overrides);
+
 class Checkpoint {
  public:
-  /// Throws tandem::Error when config.json is missing or invalid, a file the index references is missing,
-  /// a tensor the index places in a file is not there, or one tensor name appears in two files.
-  static std::unique_ptr<Checkpoint> open(const std::filesystem::path& dir);
+  /// Throws tandem::Error when config.json is missing or invalid, config_overrides is neither null nor an
+  /// object, a file the index references is missing, a tensor the index places in a file is not there, or one
+  /// tensor name appears in two files.
+  static std::unique_ptr<Checkpoint> open(const std::filesystem::path& dir,
+                                          const CheckpointOptions& options = {});
 
   const std::filesystem::path& dir() const { return dir_; }
+  /// config.json with the overrides it was opened with applied.
   const nlohmann::json& config() const { return config_; }
   /// generation_config.json, or nullptr when the folder has none.
   const nlohmann::json* generation_config() const {

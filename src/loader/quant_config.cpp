@@ -1,5 +1,6 @@
 #include "loader/quant_config.h"
 
+#include <algorithm>
 #include <cctype>
 #include <tuple>
 
@@ -291,6 +292,16 @@ bool QuantConfig::is_ignored(std::string_view module_name) const {
     if (matches(*this, e, re, module_name)) return true;
   }
   return false;
+}
+
+bool QuantConfig::quantizes(std::string_view module) const {
+  if (method == QuantMethod::kNone) return false;
+  const size_t dot = module.rfind('.');
+  const std::string_view leaf = dot == std::string_view::npos ? module : module.substr(dot + 1);
+  static constexpr std::string_view kProjections[] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                      "gate_proj", "up_proj", "down_proj"};
+  return std::find(std::begin(kProjections), std::end(kProjections), leaf) != std::end(kProjections) &&
+         !is_ignored(module);
 }
 
 nlohmann::json QuantConfig::to_hf() const {

@@ -30,6 +30,14 @@ struct QuantConfig {
   /// entry also matches as a substring, which is how transformers reads `modules_to_not_convert`.
   bool is_ignored(std::string_view module_name) const;
 
+  /// Whether a checkpoint with this config stores Linear `module` as fp8, for when there is no file to ask
+  /// (the memory plan, --load-format dummy; the loader itself decides per tensor from the file): a quantized
+  /// method, a projection of attention or an MLP (q/k/v/o_proj, gate/up/down_proj: the layers `tandem
+  /// quantize` and the GLM / DeepSeek fp8 releases quantize), and not ignored. The router (mlp.gate), lm_head
+  /// and the MTP layer's eh_proj / shared_head.head stay unquantized: GLM-4.x-FP8 lists them in `ignore`,
+  /// DeepSeek-style exports store them bf16 without listing them.
+  bool quantizes(std::string_view module) const;
+
   /// Reads config["quantization_config"] if present (kNone otherwise). Throws tandem::Error naming the
   /// field and value of anything unsupported (other methods or formats, int / non-8-bit / asymmetric
   /// weights, static activation scales, mixed schemes across config_groups, invalid regexes).

@@ -287,6 +287,12 @@ std::vector<std::string> WeightMap::finish(std::span<const std::string> not_for_
   return unused;
 }
 
+Tensor WeightMap::keep(Buffer b) {
+  const Tensor v = b.view();
+  owned_.push_back(std::move(b));
+  return v;
+}
+
 std::vector<Buffer> WeightMap::take_owned() {
   return std::move(owned_);
 }

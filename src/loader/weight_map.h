@@ -2,6 +2,7 @@
 // name with the shape and dtypes it expects; problems are collected (not thrown) so one failed load reports
 // every missing / misshapen / mistyped tensor at once, and finish() reports what nothing consumed.
 // Linear layers are decided per tensor from the file: FP8 iff the weight is F8_E4M3 and its scale exists.
+// DummyWeightMap (loader/dummy_weight_map.h) answers the same calls without a file (--load-format dummy).
 #pragma once
 
 #include <cstdint>
@@ -33,16 +34,20 @@ class WeightMap {
   /// Both must outlive the WeightMap; the returned views point into `ckpt`'s mappings (or, after a hook, into
   /// the backend's memory).
   WeightMap(const Checkpoint& ckpt, const QuantConfig& quant, LinearHook on_linear = {}, TensorHook on_tensor = {});
+  virtual ~WeightMap() = default;
+  WeightMap(const WeightMap&) = delete;
+  WeightMap& operator=(const WeightMap&) = delete;
 
   /// A required plain tensor (norm weights, embeddings, router gate, biases...). Checks the shape and that
   /// the dtype is in `allowed` (an empty list allows any). Errors are collected, not thrown; returns an empty
   /// Tensor on error. A tensor whose mapped bytes are misaligned for its dtype is copied to an owned buffer.
-  Tensor tensor(const std::string& name, Shape expected, std::initializer_list<DType> allowed);
+  virtual Tensor tensor(const std::string& name, Shape expected, std::initializer_list<DType> allowed);
   /// Same, but absent is fine (returns an empty Tensor). Present with a wrong shape/dtype is still an error.
-  Tensor optional_tensor(const std::string& name, Shape expected, std::initializer_list<DType> allowed);
+  virtual Tensor optional_tensor(const std::string& name, Shape expected,
+                                 std::initializer_list<DType> allowed);
   /// A required BF16 / F16 / F32 tensor converted to f32 (an owned buffer unless already f32), for weights the
   /// ops take as f32 (the router's e_score_correction_bias).
-  Tensor f32_tensor(const std::string& name, Shape expected);
+  virtual Tensor f32_tensor(const std::string& name, Shape expected);
 
   /// "prefix.weight" [out, in] (+ "prefix.bias" [out] per `bias`), plus the fp8 scale when the weight is
   /// F8_E4M3: "prefix.weight_scale" (compressed-tensors) or "prefix.weight_scale_inv" (quant_method fp8),
@@ -51,11 +56,11 @@ class WeightMap {
   /// "prefix.weight_zero_point" is consumed; a non-zero one, an "input_scale", a scale beside a non-fp8
   /// weight, an fp8 weight without scale / in an ignored module / without quantization_config are errors.
   /// Returns an empty LinearWeight on error.
-  ops::LinearWeight linear(const std::string& prefix, int64_t out, int64_t in, Bias bias,
-                           LinearLoad load = LinearLoad::kAsStored);
+  virtual ops::LinearWeight linear(const std::string& prefix, int64_t out, int64_t in, Bias bias,
+                                   LinearLoad load = LinearLoad::kAsStored);
 
   /// Whether the checkpoint has this tensor (consumed or not).
-  bool has(const std::string& name) const { return ckpt_.find(name) != nullptr; }
+  virtual bool has(const std::string& name) const { return ckpt_.find(name) != nullptr; }
 
   /// Throws one tandem::Error listing every collected problem. Otherwise returns the names of tensors that
   /// nothing consumed, minus those starting with any of `not_for_this_model` (e.g. the MTP layer when only
@@ -77,6 +82,12 @@ class WeightMap {
   const std::vector<LinearRecord>& linear_records() const { return records_; }
   /// Problems collected so far (finish() throws them).
   const std::vector<std::string>& errors() const { return errors_; }
+
+ protected:
+  /// For a WeightMap that makes its tensors (DummyWeightMap): keeps `b` with the model, returns its view.
+  Tensor keep(Buffer b);
+  void record(LinearRecord r) { records_.push_back(std::move(r)); }
+  const QuantConfig& quant() const { return quant_; }
 
  private:
   ops::LinearWeight load_linear(const std::string& prefix, int64_t out, int64_t in, Bias bias, LinearLoad load);

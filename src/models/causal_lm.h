@@ -15,6 +15,7 @@ struct ForwardInput {
   std::span<const int32_t> positions;    // [T]
   std::span<const ops::SeqSlice> seqs;   // covers all T rows
   std::span<const int32_t> logit_rows;   // batch rows whose logits are needed
+  int64_t decode_rows = 0;               // leading decode / verify rows (ops::BatchDesc::decode_rows)
   bool capture_hidden = false;           // also return the post-final-norm hidden state of every row
 };
 
@@ -27,7 +28,7 @@ struct ForwardOutput {
 /// The host batch as the backend's BatchDesc, for a cache with `block_size`.
 inline ops::BatchDesc batch_desc(const ForwardInput& in, int block_size) {
   return ops::BatchDesc{.tokens = in.tokens, .positions = in.positions, .seqs = in.seqs,
-                        .logit_rows = in.logit_rows, .block_size = block_size};
+                        .logit_rows = in.logit_rows, .block_size = block_size, .decode_rows = in.decode_rows};
 }
 
 }  // namespace tandem::models

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -14,9 +15,15 @@ namespace tandem::models {
 
 class ConfigReader {
  public:
-  ConfigReader(const nlohmann::json& j, std::string where) : j_(j), where_(std::move(where)) {}
+  /// `keys_read`, when given, collects every key this reader is asked about (through has(), which every read
+  /// goes through), present or not.
+  ConfigReader(const nlohmann::json& j, std::string where, std::set<std::string>* keys_read = nullptr)
+      : j_(j), where_(std::move(where)), keys_read_(keys_read) {}
 
-  bool has(const std::string& key) const { return j_.contains(key) && !j_.at(key).is_null(); }
+  bool has(const std::string& key) const {
+    if (keys_read_) keys_read_->insert(key);
+    return j_.contains(key) && !j_.at(key).is_null();
+  }
   const nlohmann::json& raw() const { return j_; }
   const std::string& where() const { return where_; }
 
@@ -54,6 +61,7 @@ class ConfigReader {
 
   const nlohmann::json& j_;
   std::string where_;
+  std::set<std::string>* keys_read_;
 };
 
 }  // namespace tandem::models

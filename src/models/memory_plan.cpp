@@ -18,7 +18,7 @@ int64_t ceil_div(int64_t a, int64_t b) {
 }
 
 /// Adds modules by their checkpoint names, deciding per Linear whether the quantization_config quantizes it
-/// (the loader's rule: a quantized method and not in `ignore`).
+/// (QuantConfig::quantizes, the rule --load-format dummy makes its weights by).
 class WeightCounter {
  public:
   WeightCounter(const loader::QuantConfig& q, DType weight_dtype) : q_(q), elem_(dtype_size(weight_dtype)) {}
@@ -30,7 +30,7 @@ class WeightCounter {
   /// nn.Linear `name` [out, in] (+ bias [out]).
   void linear(const std::string& name, int64_t out, int64_t in, bool bias) {
     if (bias) tensor(out);
-    if (q_.method == loader::QuantMethod::kNone || q_.is_ignored(name)) {
+    if (!q_.quantizes(name)) {
       tensor(out * in);
       return;
     }

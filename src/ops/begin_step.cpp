@@ -22,6 +22,12 @@ StepState Backend::begin_step(const BatchDesc& b, Arena& arena) {
   }
   TANDEM_CHECK(covered == T, "begin_step: slices cover {} of {} rows", covered, T);
   for (int32_t r : b.logit_rows) TANDEM_CHECK(r >= 0 && r < T, "begin_step: logit row {} outside [0, {})", r, T);
+  TANDEM_CHECK(b.decode_rows >= 0 && b.decode_rows <= T, "begin_step: {} decode rows of {}", b.decode_rows, T);
+  int64_t decode_logit_rows = 0;  // the logit rows of decode rows lead, so the lm_head can split them off
+  while (decode_logit_rows < R && b.logit_rows[decode_logit_rows] < b.decode_rows) ++decode_logit_rows;
+  for (int64_t i = decode_logit_rows; i < R; ++i)
+    TANDEM_CHECK(b.logit_rows[i] >= b.decode_rows, "begin_step: logit row {} of a decode row follows a prefill row's",
+                 b.logit_rows[i]);
 
   std::vector<int32_t> info(static_cast<size_t>(S * kSeqInfoCols));            // [S, 3]
   std::vector<int32_t> tables(static_cast<size_t>(S * max_blocks), -1);         // [S, max_blocks]
@@ -33,7 +39,8 @@ StepState Backend::begin_step(const BatchDesc& b, Arena& arena) {
     const int64_t n = (int64_t{s.start_pos} + s.n_tokens + b.block_size - 1) / b.block_size;
     std::copy(s.block_table, s.block_table + n, tables.begin() + i * max_blocks);
   }
-  StepState st{.n_tokens = T, .n_seqs = S, .n_logit_rows = R, .max_blocks = max_blocks};
+  StepState st{.n_tokens = T, .n_seqs = S, .n_logit_rows = R, .max_blocks = max_blocks,
+               .decode_rows = b.decode_rows, .decode_logit_rows = decode_logit_rows};
   st.tokens = arena.alloc(DType::kI32, {T});
   st.positions = arena.alloc(DType::kI32, {T});
   st.logit_rows = arena.alloc(DType::kI32, {R});

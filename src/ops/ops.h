@@ -5,10 +5,11 @@
 // f8_e4m3 with an f32 scale). Every op states its shapes; `out` tensors are preallocated by the caller.
 // Memory: every tensor an op takes is on the backend's device (weights may be host memory on the CPU-side
 // backends). Host code never dereferences device data: it moves through upload() and to_host(). Allocation
-// is uninitialised; fill_zero() where zeros are needed.
+// is uninitialised; fill_zero() where zeros are needed (fill_random() for seeded pseudo-random weights).
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string_view>
@@ -76,6 +77,11 @@ struct MoeRouting {
   MoeScoring scoring = MoeScoring::kSigmoid;
 };
 
+/// Up to this many rows linear() (the GEMV) is at least as fast as linear_prefill() (a GEMM where the backend
+/// has one). Only for callers whose rows need not be exact, which pick the faster entry point by it (the MTP
+/// draft, whose rows decide acceptance, never output).
+inline constexpr int64_t kLinearExactRows = 16;
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -89,6 +95,14 @@ class Backend {
   /// Measures this device's copy bandwidth now, in GB/s counting bytes read plus bytes written (the roofline that
   /// benchmarks report decode against, measured in the same run as the figure it divides).
   virtual double measure_copy_bandwidth_gbs() = 0;
+
+  /// Measures this device's bf16 GEMM rate now, in TFLOP/s (2 m n k per product): y[m, n] f32 = x[m, k] @ W[n, k]^T
+  /// with bf16 x and W and f32 accumulation, through the same library path that linear_prefill() takes.
+  /// Benchmarks report prefill against it, measured in the same run. NaN where the backend has no such path (the
+  /// CPU backends).
+  virtual double measure_gemm_tflops(int64_t /*m*/, int64_t /*n*/, int64_t /*k*/) {
+    return std::numeric_limits<double>::quiet_NaN();
+  }
 
   /// Bytes of memory this device can still allocate (the host's MemAvailable for the CPU backends, free device
   /// memory for a GPU); 0 when unknown. The KV cache is sized from it after the weights are loaded.
@@ -113,26 +127,53 @@ class Backend {
   virtual void to_host(const Tensor& src, void* dst) = 0;
   /// Sets every byte of t to zero.
   virtual void fill_zero(const Tensor& t) = 0;
+  /// Fills t with seeded pseudo-random values uniform in [lo, hi), rounded to t's dtype (f32, bf16, f16, or
+  /// f8_e4m3 saturating at +-448; nearest-even): element i is ops/fill_random.h's value of (seed, i), the same
+  /// bits on every backend, computed where t lives (no host copy). lo <= hi, both finite. Used by
+  /// --load-format dummy (loader/dummy_weight_map.h) to make weights on the device.
+  virtual void fill_random(const Tensor& t, uint64_t seed, float lo, float hi) = 0;
   /// dst[r, dst_col + j] = src[r, src_col + j] for j < n_cols. src [R, a] f32, dst [R, b] f32.
   virtual void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col,
                          int64_t n_cols) = 0;
   /// dst[i, :] = src[rows[i], :]. rows [n] i32 (device); src [T, m], dst [n, m], both f32 or both i32.
   virtual void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) = 0;
+  /// dst[dst_rows[i], :] = src[src_rows[i], :] for i < n. src_rows, dst_rows [n] i32 (device; dst rows distinct);
+  /// src [T, m], dst [S, m], both f32 or both i32. Moves rows between two buffers in one pass.
+  virtual void copy_rows(const Tensor& src, const Tensor& src_rows, const Tensor& dst, const Tensor& dst_rows) = 0;
 
   /// Builds the step's backend-resident metadata from the host batch: one upload per field, from `arena`.
   [[nodiscard]] StepState begin_step(const BatchDesc& batch, Arena& arena);
 
   // --- compute -----------------------------------------------------------------------------------------------
   /// y[T, out] = x[T, in] @ W^T + b. x, y f32. The weight is read once per call, whatever T is.
+  /// The exact path, for decode and verify rows: the products use x as given (f32) and a row's bits do not depend
+  /// on T or on the other rows of the call, so a verify pass gives the bits of the decode steps it replaces.
   virtual void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) = 0;
+
+  /// linear() for prefill rows. A backend may run a tensor-core GEMM here that enters x as the two-term bf16 split
+  /// hi + lo for bf16 and fp8 weights (16 significant bits: relative error <= 2^-16 per element), and a
+  /// block-scaled fp8 weight's dequantised elements likewise; f16 and f32 weights keep f32 x. A row's bits still do not depend on T or on the other rows (a prompt's
+  /// rows give the same bits however the scheduler chunks it), but may differ from linear()'s: the model sends a
+  /// step's decode / verify rows to linear() and its prefill rows here (models/layers/row_split.h), so neither
+  /// kind of row depends on the other kind sharing its step. The default is linear().
+  virtual void linear_prefill(const Tensor& x, const LinearWeight& w, const Tensor& y) { linear(x, w, y); }
+  /// Whether linear_prefill() (and linears_prefill(), mlp_prefill()) may give other bits than linear(). When
+  /// not, model code sends every row to linear() in one call (a mixed step reads each weight once).
+  virtual bool prefill_linear_differs() const { return false; }
 
   /// ys[i] = x @ ws[i]^T + b_i for every i: several projections of the same x (q/k/v, gate/up) in one
   /// pass. Each result is what linear() gives. The default runs linear() for each.
   virtual void linears(const Tensor& x, std::span<const LinearWeight* const> ws, std::span<const Tensor> ys);
+  /// linears() for prefill rows: each result is what linear_prefill() gives. The default runs linear_prefill()
+  /// for each (linears() where prefill_linear_differs() is false).
+  virtual void linears_prefill(const Tensor& x, std::span<const LinearWeight* const> ws, std::span<const Tensor> ys);
 
   /// out[T, H] = down(silu(gate(x)) * up(x)): a dense MLP. x, out f32 [T, H], separate. The default
   /// composes linears, silu_mul and linear (its temporaries come from alloc()).
   virtual void mlp(const Tensor& x, const MlpWeights& w, const Tensor& out);
+  /// mlp() for prefill rows: the default composes linears_prefill, silu_mul and linear_prefill (mlp() where
+  /// prefill_linear_differs() is false).
+  virtual void mlp_prefill(const Tensor& x, const MlpWeights& w, const Tensor& out);
 
   /// out[n, H] = table[ids[i], :] as f32. ids [n] i32 (device), each < V (checked where the ids are read).
   virtual void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) = 0;

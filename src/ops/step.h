@@ -26,6 +26,8 @@ struct BatchDesc {
   std::span<const SeqSlice> seqs;       // covers all T rows, in row order
   std::span<const int32_t> logit_rows;  // [R] rows whose logits are needed
   int block_size = 16;                  // KV positions per block (sizes the block-table columns)
+  int64_t decode_rows = 0;              // rows [0, decode_rows) are decode / verify rows (exact linears, ops.h);
+                                        // the rest are prefill rows. Their logit rows must come first.
 };
 
 /// Backend-resident step metadata (device memory from the step's arena). Valid until the arena resets.
@@ -39,6 +41,8 @@ struct StepState {
   int64_t n_seqs = 0;
   int64_t n_logit_rows = 0;
   int64_t max_blocks = 0;  // columns of block_tables
+  int64_t decode_rows = 0;        // leading decode / verify rows of the T (BatchDesc::decode_rows)
+  int64_t decode_logit_rows = 0;  // leading logit rows that are decode / verify rows (logit_rows[i] < decode_rows)
 };
 
 /// Field indexes of StepState::seq_info.

@@ -146,11 +146,11 @@ nlohmann::json Generation::spec_json() const {
     steps += s.state.spec.verify_steps;
     drafts += s.state.spec.draft_tokens;
     accepted += s.state.spec.accepted_tokens;
-    generated += s.state.engine_completion_tokens;
+    generated += s.state.spec.speculative_tokens(s.state.engine_completion_tokens);
     for (size_t k = 0; k < k_used.size(); ++k) k_used[k] += s.state.spec.drafted_hist[k];
   }
-  // The draft length each verify step used ({"K": steps}), non-zero entries only: K is capped near max_tokens
-  // and the context end (spec/policy.h), so it varies within a request.
+  // The draft length each decode step used ({"K": steps}, "0": plain steps the adaptive policy chose), non-zero
+  // entries only: the policy varies K, and K is capped near max_tokens and the context end (spec/policy.h).
   nlohmann::ordered_json per_step = nlohmann::ordered_json::object();
   for (size_t k = 0; k < k_used.size(); ++k)
     if (k_used[k] > 0) per_step[std::to_string(k)] = k_used[k];

@@ -187,7 +187,7 @@ nlohmann::json meta_info(const ServerContext& ctx, const Generation& g, int i, c
   if (ctx.loop().engine().speculative()) {
     const auto& sp = s.spec;
     m["spec_verify_ct"] = sp.verify_steps;
-    m["spec_accept_length"] = spec::accept_length(s.engine_completion_tokens, sp.verify_steps);
+    m["spec_accept_length"] = spec::accept_length(sp.speculative_tokens(s.engine_completion_tokens), sp.verify_steps);
     m["spec_accept_rate"] =
         sp.draft_tokens > 0 ? static_cast<double>(sp.accepted_tokens) / static_cast<double>(sp.draft_tokens) : 0.0;
     m["spec_accept_token_num"] = sp.accepted_tokens;

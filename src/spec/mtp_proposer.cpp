@@ -1,46 +1,58 @@
 #include "spec/mtp_proposer.h"
 
+#include <array>
+
 
 namespace tandem::spec {
 
 std::vector<std::vector<int32_t>> MtpProposer::propose(ops::Backend& be, Arena& arena, const kv::KvCache& cache,
-                                                       const Tensor& target_hidden, std::span<const ExtendSeq> seqs,
+                                                       const Tensor& target_hidden, const Tensor& stash,
+                                                       std::span<const ExtendSeq> seqs,
                                                        const ProposerHooks& hooks) const {
   const int block_size = cache.shape().block_size;
   std::vector<std::vector<int32_t>> drafts(seqs.size());
-  // Extend pass over every request's newly committed pairs.
-  std::vector<int32_t> tokens, positions, gather, logit_rows;
+  // Extend pass over every request's newly committed pairs: those whose hidden rows are in the target's output
+  // first, then those kept in the stash, so each source is read by one gather.
+  std::vector<int32_t> tokens, positions, logit_rows;
+  std::array<std::vector<int32_t>, 2> gather;  // [source] hidden row of each pair: target, stash
   std::vector<ops::SeqSlice> slices;
   std::vector<size_t> proposers;  // indexes into seqs, in logit-row order
-  for (size_t i = 0; i < seqs.size(); ++i) {
-    const ExtendSeq& e = seqs[i];
-    const int64_t n = static_cast<int64_t>(e.next_tokens.size());
-    if (n == 0) continue;
-    const int64_t begin = static_cast<int64_t>(tokens.size());
-    for (int64_t j = 0; j < n; ++j) {
-      tokens.push_back(e.next_tokens[j]);
-      positions.push_back(static_cast<int32_t>(e.first_pos + j));
-      gather.push_back(static_cast<int32_t>(e.hidden_row + j));
+  for (int source = 0; source < 2; ++source)
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      const ExtendSeq& e = seqs[i];
+      const int64_t n = static_cast<int64_t>(e.next_tokens.size());
+      if (n == 0 || e.from_stash != (source == 1)) continue;
+      const int64_t begin = static_cast<int64_t>(tokens.size());
+      for (int64_t j = 0; j < n; ++j) {
+        tokens.push_back(e.next_tokens[j]);
+        positions.push_back(static_cast<int32_t>(e.first_pos + j));
+        gather[source].push_back(static_cast<int32_t>(e.hidden_row + j));
+      }
+      slices.push_back(ops::SeqSlice{.token_begin = begin,
+                                     .n_tokens = static_cast<int32_t>(n),
+                                     .start_pos = static_cast<int32_t>(e.first_pos),
+                                     .block_table = e.block_table});
+      if (e.k > 0) {
+        logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
+        proposers.push_back(i);
+      }
     }
-    slices.push_back(ops::SeqSlice{.token_begin = begin,
-                                   .n_tokens = static_cast<int32_t>(n),
-                                   .start_pos = static_cast<int32_t>(e.first_pos),
-                                   .block_table = e.block_table});
-    if (e.k > 0) {
-      logit_rows.push_back(static_cast<int32_t>(tokens.size() - 1));
-      proposers.push_back(i);
-    }
-  }
   if (tokens.empty()) return drafts;
   if (hooks.before_forward) hooks.before_forward();
   const int64_t T = static_cast<int64_t>(tokens.size()), H = hidden_size_;
   const ops::StepState extend = be.begin_step(ops::BatchDesc{.tokens = tokens, .positions = positions, .seqs = slices,
                                                              .logit_rows = logit_rows, .block_size = block_size},
                                               arena);
-  const Tensor gather_ids = arena.alloc(DType::kI32, {T});  // [T] target hidden row of each pair
-  be.upload(gather.data(), gather_ids);
   const Tensor hidden = arena.alloc(DType::kF32, {T, H});  // [T, H] target post-norm hidden of the pairs
-  be.gather_rows(target_hidden, gather_ids, hidden);
+  int64_t row = 0;
+  for (int source = 0; source < 2; ++source) {
+    const int64_t n = static_cast<int64_t>(gather[source].size());
+    if (n == 0) continue;
+    const Tensor ids = arena.alloc(DType::kI32, {n});  // [n] row of each pair in its source
+    be.upload(gather[source].data(), ids);
+    be.gather_rows(source == 0 ? target_hidden : stash, ids, hidden.rows(row, n));
+    row += n;
+  }
   const models::ForwardOutput out = draft_.forward(be, arena, cache, extend, hidden);
   if (proposers.empty()) return drafts;
 

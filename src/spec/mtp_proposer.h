@@ -22,7 +22,8 @@ namespace tandem::spec {
 struct ExtendSeq {
   std::span<const int32_t> next_tokens;  // [n] t_{i+1} for each newly committed position i
   int64_t first_pos = 0;                 // draft KV position of the first pair (i of next_tokens[0])
-  int64_t hidden_row = 0;                // target hidden row of the first pair (rows are consecutive)
+  int64_t hidden_row = 0;                // hidden row of the first pair (rows are consecutive) in its source
+  bool from_stash = false;               // the rows are in the stash (deferred pairs), not the target's hidden
   const int32_t* block_table = nullptr;  // covers first_pos + n + k positions
   int k = 0;                             // drafts to propose after extending (0: extend only)
 };
@@ -38,12 +39,14 @@ class MtpProposer {
       : draft_(draft), vocab_size_(vocab_size), hidden_size_(hidden_size) {}
 
   /// target_hidden [T_target, H] f32: the target forward's captured post-norm hidden rows (backend memory).
+  /// stash [S, H] f32: hidden rows kept from earlier steps whose extend was deferred (engine/hidden_stash.h);
+  /// read by the seqs marked from_stash, may be empty otherwise.
   /// Returns the drafts of each seq (size seqs[i].k, greedy: the draft's argmax at each step). The chain runs
   /// on the backend without host round trips (each step's input ids are the previous step's argmax, on the
   /// device); the drafts reach the host after the last step. Temporaries come from `arena`.
   [[nodiscard]] std::vector<std::vector<int32_t>> propose(ops::Backend& backend, Arena& arena,
                                                           const kv::KvCache& cache, const Tensor& target_hidden,
-                                                          std::span<const ExtendSeq> seqs,
+                                                          const Tensor& stash, std::span<const ExtendSeq> seqs,
                                                           const ProposerHooks& hooks = {}) const;
 
  private:

@@ -108,6 +108,17 @@ void check_identity(const std::filesystem::path& dir, const std::vector<engine::
     for (size_t i = 0; i < seeded.size(); ++i)
       EXPECT_EQ(got[i], alone[i]) << "K=" << K << " seeded request " << i << " (batched)";
   }
+  // K changing every step (0 included: paused steps defer the draft's extend), and the adaptive policy.
+  for (const auto& spec : {engine::SpecOptions{.enabled = true, .num_steps = 4, .scripted_k = {0, 3, 1, 4, 0, 0, 2}},
+                           engine::SpecOptions{.enabled = true, .num_steps = 3, .policy = engine::SpecPolicyKind::kAdaptive}}) {
+    engine::EngineOptions eo = base;
+    eo.spec = spec;
+    const std::string what = spec.scripted_k.empty() ? "adaptive" : "scripted K";
+    for (size_t i = 0; i < seeded.size(); ++i)
+      EXPECT_EQ(generate(*m, *be, eo, {seeded[i]}).outputs[0], alone[i]) << what << " seeded request " << i;
+    const auto got = seeded_of_mixed(generate(*m, *be, eo, mixed));
+    for (size_t i = 0; i < seeded.size(); ++i) EXPECT_EQ(got[i], alone[i]) << what << " seeded request " << i << " (batched)";
+  }
   // The speculative runs must have gone through both outcomes of verification.
   std::cout << dir.filename().string() << ": drafts accepted " << accepted << " of " << drafted << "\n";
   EXPECT_GT(accepted, 0);

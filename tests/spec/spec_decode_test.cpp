@@ -64,6 +64,19 @@ TEST_P(GreedyExact, SpeculationChangesNothingAtTemperatureZero) {
     for (size_t i = 0; i < reqs.size(); ++i)
       EXPECT_EQ(batched.outputs[i], alone[i]) << name << " K=" << K << " request " << i << " (batched)";
   }
+  // K changing at every step of every request (0 included), alone and batched.
+  engine::EngineOptions eo = base;
+  eo.spec = {.enabled = true, .num_steps = 4, .scripted_k = {2, 0, 4, 1, 0, 3}};
+  for (size_t i = 0; i < reqs.size(); ++i) {
+    const GenRun single = generate(*m, *be, eo, {reqs[i]});
+    EXPECT_EQ(single.outputs[0], alone[i]) << name << " scripted K, request " << i << " (single)";
+    const auto& hist = single.finals[0].spec.drafted_hist;
+    EXPECT_GT(hist[0], 0) << "paused steps";
+    EXPECT_GT(hist[4], 0) << "K = 4 steps";
+  }
+  const GenRun batched = generate(*m, *be, eo, reqs);
+  for (size_t i = 0; i < reqs.size(); ++i)
+    EXPECT_EQ(batched.outputs[i], alone[i]) << name << " scripted K, request " << i << " (batched)";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GreedyExact,
@@ -254,7 +267,8 @@ TEST(SpecIsolation, AFailedDraftStepDoesNotAffectTheNextRequest) {
 namespace {
 
 // Preemption by recompute, made certain: 8 requests submitted together into a KV cache that holds about
-// two of them. Each must return exactly what it returns alone, with and without speculation.
+// two of them. Each must return exactly what it returns alone, with and without speculation (a fixed K, and K
+// changing every step so that preempted requests hold deferred draft pairs in the hidden stash).
 TEST(Preemption, RecomputeUnderKvPressureChangesNoOutput) {
   const auto dir = test::fixture_model("glm-a");
   auto be = test::make_test_backend(2);
@@ -262,9 +276,10 @@ TEST(Preemption, RecomputeUnderKvPressureChangesNoOutput) {
   test::Reference ref(dir);
   auto reqs = greedy_requests(ref, m->config.vocab_size, 6);
   for (auto& r : reqs) r.max_tokens = 40;
-  for (bool spec : {false, true}) {
+  for (int spec : {0, 1, 2}) {
     engine::EngineOptions roomy{.max_running_requests = 8, .kv_cache_tokens = 4096, .max_model_len = 64};
-    roomy.spec = {.enabled = spec, .num_steps = 3};
+    roomy.spec = {.enabled = spec > 0, .num_steps = 3};
+    if (spec == 2) roomy.spec.scripted_k = {0, 0, 2, 0, 3, 1};
     std::vector<std::vector<int32_t>> alone;
     for (const auto& r : reqs) alone.push_back(generate(*m, *be, roomy, {r}).outputs[0]);
     engine::EngineOptions tight = roomy;

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <cmath>
 #include <fstream>
 
@@ -35,13 +36,20 @@ struct Acceptance {
   int64_t capped_last = 0;
   std::vector<std::vector<int32_t>> prompt_tokens;  // per prompt: the completion
   bool collapsed = false;  // the engine's collapse alarm after the run (spec/collapse_alarm.h)
+  std::array<int64_t, spec::kMaxDraftTokens + 1> k_hist{};  // decode steps per K used (usage.spec.drafts_per_step)
 };
 
+Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::json& ev, const engine::SpecOptions& spec);
+
 Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::json& ev, int K) {
+  return measure(m, be, ev, engine::SpecOptions{.enabled = true, .num_steps = K});
+}
+
+Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::json& ev, const engine::SpecOptions& spec) {
   // f32 KV: the reference ran in f32, and its counts are matched exactly (bf16 KV may flip a near-tie).
   engine::EngineOptions eo{.max_running_requests = 8, .kv_cache_tokens = 8 * 256, .max_model_len = 128,
                            .kv_cache_dtype = DType::kF32};
-  eo.spec = {.enabled = true, .num_steps = K};
+  eo.spec = spec;
   engine::Engine eng(m, be, eo);
   Acceptance a;
   a.prompt_verify_steps.resize(ev["prompts"].size());
@@ -65,10 +73,11 @@ Acceptance measure(models::LoadedModel& m, ops::Backend& be, const nlohmann::jso
       a.verify_steps += o.spec.verify_steps;
       a.completion += o.completion_tokens;
       a.prompt_verify_steps[i] = o.spec.verify_steps;
+      for (size_t k = 0; k < a.k_hist.size(); ++k) a.k_hist[k] += o.spec.drafted_hist[k];
     });
   }
   eng.run_until_idle();
-  a.al = static_cast<double>(a.completion) / static_cast<double>(a.verify_steps);
+  a.al = static_cast<double>(a.completion - a.k_hist[0]) / static_cast<double>(a.verify_steps);  // stats.h's AL
   a.collapsed = eng.snapshot().counters.spec_collapsed != 0;
   return a;
 }
@@ -113,17 +122,16 @@ TEST(TrainedDraft, AcceptanceIsHighAndMatchesThePyTorchReference) {
   }
 }
 
-TEST(TrainedDraft, SwappingTheConcatOrderCollapsesAcceptance) {
-  // Swapping eh_proj's column halves and enorm/hnorm is exactly a draft that concatenates
-  // [hidden, embedding] instead of [embedding, hidden].
-  test::TempDir tmp;
+/// A copy of the bundled model whose draft concatenates [hidden, embedding] instead of [embedding, hidden]:
+/// eh_proj's column halves and enorm / hnorm swapped.
+void write_concat_swapped(const std::filesystem::path& out) {
   auto m0 = loader::Checkpoint::open(tiny());
   const int64_t N = m0->config()["num_hidden_layers"].get<int64_t>();
   const std::string p = "model.layers." + std::to_string(N) + ".";
   const loader::TensorInfo* enorm = m0->find(p + "enorm.weight");
   const loader::TensorInfo* hnorm = m0->find(p + "hnorm.weight");
   ASSERT_TRUE(enorm && hnorm);
-  test::copy_checkpoint(tiny(), tmp.path(), [&](const loader::TensorInfo& t, loader::SafetensorsWriter& w) {
+  test::copy_checkpoint(tiny(), out, [&](const loader::TensorInfo& t, loader::SafetensorsWriter& w) {
     if (t.name == p + "enorm.weight") return w.add(t.name, hnorm->view());
     if (t.name == p + "hnorm.weight") return w.add(t.name, enorm->view());
     if (t.name != p + "eh_proj.weight") return w.add(t.name, t.view());
@@ -136,6 +144,13 @@ TEST(TrainedDraft, SwappingTheConcatOrderCollapsesAcceptance) {
     }
     w.add(t.name, t.dtype, t.shape, swapped.data());
   });
+}
+
+TEST(TrainedDraft, SwappingTheConcatOrderCollapsesAcceptance) {
+  // Swapping eh_proj's column halves and enorm/hnorm is exactly a draft that concatenates
+  // [hidden, embedding] instead of [embedding, hidden].
+  test::TempDir tmp;
+  write_concat_swapped(tmp.path());
   auto be = test::make_test_backend(2);
   auto good = models::load_model(tiny(), {.with_draft = true, .draft_quant = {}}, *be);
   auto broken = models::load_model(tmp.path(), {.with_draft = true, .draft_quant = {}}, *be);
@@ -145,9 +160,40 @@ TEST(TrainedDraft, SwappingTheConcatOrderCollapsesAcceptance) {
   std::cout << "K=3: trained draft AL " << al_good << ", concat-swapped draft AL " << al_broken << "\n";
   EXPECT_GT(al_good, 1.5);
   EXPECT_LT(al_broken, 1.0 + 0.5 * (al_good - 1.0));
-  // The collapse alarm (a window of 256 verify steps; the run has ~2000) trips for the broken draft only.
+  // The collapse alarm (a window of 64 verify steps; the run has ~2000) trips for the broken draft only.
   EXPECT_TRUE(broken_run.collapsed) << "broken draft, AL " << al_broken;
   EXPECT_FALSE(good_run.collapsed) << "trained draft, AL " << al_good;
+}
+
+// The adaptive policy on costs where drafting pays at good acceptance (each draft adds 15% of a plain step, as
+// on a GPU at batch 1): with the trained draft it speculates nearly every step; with the broken draft it
+// settles at K = 0 (probing K = 1 now and then), and the collapse alarm trips on the probes' verify steps.
+TEST(TrainedDraft, AdaptivePolicySpeculatesWithTheTrainedDraftAndPausesWithABrokenOne) {
+  test::TempDir tmp;
+  write_concat_swapped(tmp.path());
+  auto be = test::make_test_backend(2);
+  auto good = models::load_model(tiny(), {.with_draft = true, .draft_quant = {}}, *be);
+  auto broken = models::load_model(tmp.path(), {.with_draft = true, .draft_quant = {}}, *be);
+  spec::CostTable costs(8, 3);
+  for (size_t b = 0; b < costs.buckets().size(); ++b)
+    for (int k = 0; k <= 3; ++k) costs.set(static_cast<int>(b), k, 1e-3 * (1.0 + 0.1 * k), 1e-3 * 0.05 * k);
+  const engine::SpecOptions adaptive{.enabled = true, .num_steps = 3, .policy = engine::SpecPolicyKind::kAdaptive,
+                                     .costs = costs, .refine_costs = false, .collapse_window = 16};
+  const auto ev = eval_json();
+  const Acceptance g = measure(*good, *be, ev, adaptive), b = measure(*broken, *be, ev, adaptive);
+  auto steps = [](const Acceptance& a) {
+    int64_t n = 0;
+    for (int64_t x : a.k_hist) n += x;
+    return n;
+  };
+  std::cout << "adaptive: trained draft AL " << g.al << ", K=0 steps " << g.k_hist[0] << " of " << steps(g)
+            << "; broken draft K=0 steps " << b.k_hist[0] << " of " << steps(b) << " (K=1 " << b.k_hist[1] << ", K=2 "
+            << b.k_hist[2] << ", K=3 " << b.k_hist[3] << ")\n";
+  EXPECT_LT(g.k_hist[0], steps(g) / 10);
+  EXPECT_GT(g.al, 2.0);
+  EXPECT_FALSE(g.collapsed);
+  EXPECT_GT(b.k_hist[0], steps(b) * 8 / 10);
+  EXPECT_TRUE(b.collapsed);
 }
 
 }  // namespace

@@ -17,8 +17,16 @@ date -u
 echo "== unpack"
 rm -rf /tmp/tg && mkdir -p /tmp/tg && tar -C /tmp/tg -xJf gpu-carry/tandem-gpu.tar.xz || exit 1
 export LD_LIBRARY_PATH=/tmp/tg/lib
+# libcublasLt.so.13 is not carried (pack.sh): when the binary's RUNPATH (the build machine's CUDA toolkit) does not
+# find it here, take the image's toolkit's or the one in PyTorch's nvidia wheels.
+if ldd /tmp/tg/bin/tandem | grep -q "libcublasLt.*not found"; then
+  for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib /usr/local/cuda-13*/lib64 \
+      $(python3 -c 'import os, nvidia; print(" ".join(os.path.join(p, d, "lib") for p in nvidia.__path__ for d in os.listdir(p)))' 2>/dev/null); do
+    if [ -e "$d/libcublasLt.so.13" ]; then export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$d; echo "libcublasLt from $d"; break; fi
+  done
+fi
 if ldd /tmp/tg/bin/tandem | grep -q "not found\|GLIBCXX.*not found" || ! /tmp/tg/bin/tandem --help >/dev/null 2>&1; then
-  export LD_LIBRARY_PATH=/tmp/tg/lib:/tmp/tg/lib-fallback
+  export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/tmp/tg/lib-fallback
 fi
 /tmp/tg/bin/tandem --help >/dev/null || { ldd /tmp/tg/bin/tandem; exit 1; }
 # The test binaries carry the build machine's paths (TANDEM_SOURCE_DIR, TANDEM_CLI_BINARY): make them resolve.
@@ -42,6 +50,8 @@ if [ "$MODE" = tests ] || [ "$MODE" = all ]; then
   run_test glm4_moe_golden_test
   run_test spec_decode_test --gtest_filter=-SpecSampling.*
   run_test trained_acceptance_test
+  run_test row_split_test
+  run_test dummy_load_test
   if [ "${QUICK:-0}" != 1 ]; then
     run_test seeded_identity_test
     run_test batch_invariance_test
@@ -65,6 +75,21 @@ if [ "$MODE" = bench ] || [ "$MODE" = all ]; then
   else
     tail -5 "$OUT/make_bench_model.log"
   fi
+fi
+# GLM-4.5-Air-shaped layers with dummy weights (--load-format dummy), as many layers as fit one GPU: BF16 and
+# FP8 (DeepSeek 128x128 blocks), batch-1 decode against the copy probe, and the adaptive policy beside it.
+if [ "$MODE" = air ] || [ "$MODE" = bench ] || [ "$MODE" = all ]; then
+  for v in "bf16 ${AIR_BF16_LAYERS:-14} {}" \
+           "fp8 ${AIR_FP8_LAYERS:-28} {\"quant_method\":\"fp8\",\"weight_block_size\":[128,128],\"fmt\":\"e4m3\",\"activation_scheme\":\"dynamic\"}"; do
+    set -- $v
+    over="{\"num_hidden_layers\": $2}"
+    [ "$3" != "{}" ] && over="{\"num_hidden_layers\": $2, \"quantization_config\": $3}"
+    echo "== air $1 ($2 layers): $over"
+    timeout ${AIR_TIMEOUT:-200} /tmp/tg/bin/tandem bench --device cuda --model tests/fixtures/configs/glm-4.5-air \
+      --load-format dummy --json-model-override-args "$over" --speculative-algorithm NEXTN --speculative-num-steps 3 \
+      --prompt-len 128 --decode-tokens 32 --repeats 1 --json > "$OUT/bench-air-$1.json" 2> "$OUT/bench-air-$1.err" &&
+      head -70 "$OUT/bench-air-$1.json" || tail -20 "$OUT/bench-air-$1.err"
+  done
 fi
 # The device tool returns at most 8 files: everything goes into one archive beside the console log.
 cd "$OUT" && tar -czf /tmp/results.tgz --exclude=checks.log . && find . -type f ! -name checks.log -delete &&

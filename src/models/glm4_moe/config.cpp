@@ -26,9 +26,9 @@ void read_rope(const ConfigReader& r, Glm4MoeConfig& c) {
 
 }  // namespace
 
-Glm4MoeConfig Glm4MoeConfig::from_hf(const nlohmann::json& config) {
+Glm4MoeConfig Glm4MoeConfig::from_hf(const nlohmann::json& config, std::set<std::string>* keys_read) {
   TANDEM_CHECK(config.is_object(), "config.json must be a JSON object");
-  const ConfigReader r(config, "config.json");
+  const ConfigReader r(config, "config.json", keys_read);
   bool arch_ok = false;
   std::string archs = "(none)";
   if (r.has("architectures") && config.at("architectures").is_array()) {

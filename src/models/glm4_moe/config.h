@@ -4,6 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "models/layers/decoder_layer.h"
@@ -38,8 +40,10 @@ struct Glm4MoeConfig {
   std::vector<int32_t> eos_token_ids;
 
   /// Throws tandem::Error naming the key for a missing required key, a wrong type, or a value tandem does
-  /// not implement (other architectures, activations, rope scaling, scoring functions).
-  static Glm4MoeConfig from_hf(const nlohmann::json& config);
+  /// not implement (other architectures, activations, rope scaling, scoring functions). `keys_read`, when
+  /// given, receives every top-level key the parse consulted (present or not): the keys an override may set
+  /// (models/config_overrides.h).
+  static Glm4MoeConfig from_hf(const nlohmann::json& config, std::set<std::string>* keys_read = nullptr);
 
   int rot_dim() const { return static_cast<int>(head_dim * partial_rotary_factor); }
   bool is_moe_layer(int layer) const { return layer >= first_k_dense_replace; }

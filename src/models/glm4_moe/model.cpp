@@ -1,6 +1,7 @@
 #include "models/glm4_moe/model.h"
 
 #include "models/glm4_moe/weights.h"
+#include "models/layers/row_split.h"
 #include "models/layers/weights_util.h"
 
 namespace tandem::models::glm4_moe {
@@ -47,7 +48,7 @@ ForwardOutput Glm4MoeForCausalLM::forward(ops::Backend& be, Arena& arena, const 
     be.rms_norm(last, norm_, config_.rms_norm_eps, false, last);
   }
   out.logits = arena.alloc(DType::kF32, {R, V});
-  if (R > 0) be.linear(last, lm_head_, out.logits);
+  if (R > 0) split_linear(be, step.decode_logit_rows, last, lm_head_, out.logits);
   return out;
 }
 

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "models/layers/row_split.h"
+
 namespace tandem::models {
 
 void attention_forward(const StepContext& ctx, const AttentionOptions& opt, const AttentionWeights& w,
@@ -22,7 +24,7 @@ void attention_forward(const StepContext& ctx, const AttentionOptions& opt, cons
     const ops::LinearWeight* ws[] = {&w.q_proj, &w.k_proj, &w.v_proj};
     const Tensor ys[] = {opt.output_gate ? qg.reshape({T, Hq * 2 * D}) : q.reshape({T, Hq * D}),
                          k.reshape({T, Hkv * D}), v.reshape({T, Hkv * D})};
-    be.linears(x, ws, ys);
+    split_linears(ctx, x, ws, ys);
   }
   if (opt.output_gate) {
     gate = arena.alloc(DType::kF32, {T, Hq, D});
@@ -46,7 +48,7 @@ void attention_forward(const StepContext& ctx, const AttentionOptions& opt, cons
   be.attention(q, kv, ctx.state, 1.0f / std::sqrt(static_cast<float>(D)), o);
   if (opt.output_gate) be.mul_sigmoid(o.reshape({T, Hq * D}), gate.reshape({T, Hq * D}),
                                       o.reshape({T, Hq * D}));
-  be.linear(o.reshape({T, Hq * D}), w.o_proj, out);
+  split_linear(ctx, o.reshape({T, Hq * D}), w.o_proj, out);
 }
 
 }  // namespace tandem::models

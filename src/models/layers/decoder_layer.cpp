@@ -1,5 +1,7 @@
 #include "models/layers/decoder_layer.h"
 
+#include "models/layers/row_split.h"
+
 namespace tandem::models {
 
 void decoder_layer_forward(const StepContext& ctx, const DecoderLayerOptions& opt, const DecoderLayerWeights& w,
@@ -15,7 +17,7 @@ void decoder_layer_forward(const StepContext& ctx, const DecoderLayerOptions& op
 
   be.rms_norm(hidden, w.post_attention_layernorm, opt.rms_norm_eps, opt.unit_offset_norm, normed);
   if (w.is_moe) moe_forward(ctx, opt.routing, w.moe, normed, delta);
-  else be.mlp(normed, w.mlp, delta);
+  else split_mlp(ctx, normed, w.mlp, delta);
   be.add(hidden, delta, hidden);
 }
 

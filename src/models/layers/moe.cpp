@@ -1,5 +1,7 @@
 #include "models/layers/moe.h"
 
+#include "models/layers/row_split.h"
+
 namespace tandem::models {
 
 void moe_forward(const StepContext& ctx, const ops::MoeRouting& routing, const MoeWeights& w, const Tensor& x,
@@ -10,7 +12,7 @@ void moe_forward(const StepContext& ctx, const ops::MoeRouting& routing, const M
   const Tensor logits = arena.alloc(DType::kF32, {T, E});              // [T, E]
   const Tensor ids = arena.alloc(DType::kI32, {T, routing.top_k});     // [T, K]
   const Tensor weights = arena.alloc(DType::kF32, {T, routing.top_k});  // [T, K]
-  be.linear(x, w.gate, logits);
+  split_linear(ctx, x, w.gate, logits);
   be.moe_route(logits, w.e_score_correction_bias, routing, ids, weights);
 
   // out = routed sum (+ shared experts, fused into the same pass unless a gate scales them).
@@ -20,8 +22,8 @@ void moe_forward(const StepContext& ctx, const ops::MoeRouting& routing, const M
   if (gated_shared) {
     const Tensor shared = arena.alloc(DType::kF32, {T, H});  // [T, H]
     const Tensor sg = arena.alloc(DType::kF32, {T, 1});      // [T, 1]
-    be.mlp(x, w.shared_experts, shared);
-    be.linear(x, w.shared_expert_gate, sg);
+    split_mlp(ctx, x, w.shared_experts, shared);
+    split_linear(ctx, x, w.shared_expert_gate, sg);
     be.mul_sigmoid(shared, sg, shared);
     be.add(out, shared, out);
   }

@@ -68,6 +68,11 @@ DraftPrecision decide_draft_precision(const DraftQuantRequest& req, const loader
     if (t->dtype == DType::kF8E4M3) any_fp8 = true;
     else if (name.ends_with(".weight") && (t->dtype == DType::kF32 || t->dtype == DType::kF16)) plain = t->dtype;
   }
+  return decide_draft_precision(req, any_fp8, plain, quant, backend);
+}
+
+DraftPrecision decide_draft_precision(const DraftQuantRequest& req, bool any_fp8, DType plain,
+                                      const loader::QuantConfig& quant, const ops::Backend& backend) {
   const std::string plain_name = plain == DType::kBF16 ? "bf16" : plain == DType::kF16 ? "f16" : "f32";
   DraftPrecision d;
   d.stored = any_fp8 ? scheme_name(quant) : plain_name;

@@ -36,6 +36,11 @@ DraftPrecision decide_draft_precision(const DraftQuantRequest& request, const lo
                                       const loader::QuantConfig& quant, const std::string& mtp_prefix,
                                       const ops::Backend& backend);
 
+/// The same decision for an MTP layer known without its file (--load-format dummy): `any_fp8` when any of its
+/// Linear weights is stored F8_E4M3 (in `quant`'s scheme), `plain` the dtype of its unquantized weights.
+DraftPrecision decide_draft_precision(const DraftQuantRequest& request, bool any_fp8, DType plain,
+                                      const loader::QuantConfig& quant, const ops::Backend& backend);
+
 /// Human-readable name of a quant config's weight scheme ("fp8 compressed-tensors channel", ...).
 std::string scheme_name(const loader::QuantConfig& quant);
 

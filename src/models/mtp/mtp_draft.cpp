@@ -1,5 +1,6 @@
 #include "models/mtp/mtp_draft.h"
 
+#include "models/layers/row_split.h"
 #include "models/layers/weights_util.h"
 
 namespace tandem::models::mtp {
@@ -37,9 +38,15 @@ ForwardOutput MtpDraft::forward(ops::Backend& be, Arena& arena, const kv::KvCach
   return forward(be, arena, cache, step, in.hidden);
 }
 
-ForwardOutput MtpDraft::forward(ops::Backend& be, Arena& arena, const kv::KvCache& cache, const ops::StepState& step,
-                               const Tensor& hidden) const {
-  const int64_t T = step.n_tokens, H = spec_.hidden_size, V = spec_.vocab_size, R = step.n_logit_rows;
+ForwardOutput MtpDraft::forward(ops::Backend& be, Arena& arena, const kv::KvCache& cache,
+                               const ops::StepState& batch, const Tensor& hidden) const {
+  const int64_t T = batch.n_tokens, H = spec_.hidden_size, V = spec_.vocab_size, R = batch.n_logit_rows;
+  // The draft's rows decide acceptance, never output (verification does), so none needs the exact linears: a
+  // forward takes the faster entry point for its size, linear() up to kLinearExactRows rows and linear_prefill()
+  // (a GEMM on the GPU) beyond, whatever kinds of rows the caller marked.
+  ops::StepState step = batch;
+  step.decode_rows = T <= ops::kLinearExactRows ? T : 0;
+  step.decode_logit_rows = T <= ops::kLinearExactRows ? R : 0;
   TANDEM_CHECK(T > 0 && hidden.dim(0) == T && hidden.dim(1) == H, "draft forward: {} tokens, hidden {}", T,
                hidden.shape.str());
   const bool unit = spec_.layout.unit_offset_norms;
@@ -55,8 +62,8 @@ ForwardOutput MtpDraft::forward(ops::Backend& be, Arena& arena, const kv::KvCach
   be.copy_cols(hn, 0, cat, H, H);
 
   const Tensor z = arena.alloc(DType::kF32, {T, H});  // [T, H] residual stream of the draft layer
-  be.linear(cat, fc_, z);
   const StepContext ctx{be, arena, step};
+  split_linear(ctx, cat, fc_, z);
   decoder_layer_forward(ctx, spec_.layer_options, layer_, cache.layer(0), z);
 
   ForwardOutput out;
@@ -66,7 +73,7 @@ ForwardOutput MtpDraft::forward(ops::Backend& be, Arena& arena, const kv::KvCach
   if (R > 0) {
     const Tensor rows = arena.alloc(DType::kF32, {R, H});  // [R, H]
     be.gather_rows(out.hidden, step.logit_rows, rows);
-    be.linear(rows, head_, out.logits);
+    split_linear(be, step.decode_logit_rows, rows, head_, out.logits);
   }
   return out;
 }

@@ -33,7 +33,8 @@ class MtpDraft {
            const ops::LinearWeight& target_head, loader::LinearLoad load);
 
   /// Output: logits [logit_rows, V] and hidden [T, H] = h' for every row (from `arena`). Writes KV layer 0 of
-  /// `cache`. `step` gives tokens t_{i+1}, positions i, slices and logit rows; hidden [T, H] f32 is h_i.
+  /// `cache`. `step` gives tokens t_{i+1}, positions i, slices and logit rows; hidden [T, H] f32 is h_i. Its
+  /// decode_rows are ignored: the draft picks linear() or linear_prefill() by T alone (kLinearExactRows).
   [[nodiscard]] ForwardOutput forward(ops::Backend& backend, Arena& arena, const kv::KvCache& cache,
                                       const ops::StepState& step, const Tensor& hidden) const;
   /// The same from a host batch (begin_step first).

@@ -55,11 +55,17 @@ class CpuBackend final : public Backend {
   void upload(const void* src, const Tensor& dst) override { std::memcpy(dst.data, src, dst.nbytes()); }
   void to_host(const Tensor& src, void* dst) override { std::memcpy(dst, src.data, src.nbytes()); }
   void fill_zero(const Tensor& t) override { std::memset(t.data, 0, t.nbytes()); }
+  void fill_random(const Tensor& t, uint64_t seed, float lo, float hi) override {
+    cpu::fill_random(ctx_, t, seed, lo, hi);
+  }
   void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col, int64_t n_cols) override {
     cpu::copy_cols(src, src_col, dst, dst_col, n_cols);
   }
   void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
     cpu::gather_rows(src, rows, dst);
+  }
+  void copy_rows(const Tensor& src, const Tensor& src_rows, const Tensor& dst, const Tensor& dst_rows) override {
+    cpu::copy_rows(src, src_rows, dst, dst_rows);
   }
   void mul_sigmoid(const Tensor& x, const Tensor& gate, const Tensor& out) override { cpu::mul_sigmoid(x, gate, out); }
   void argmax_rows(const Tensor& logits, const Tensor& ids) override { cpu::argmax_rows(ctx_, logits, ids); }

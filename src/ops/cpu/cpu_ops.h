@@ -12,8 +12,13 @@ namespace tandem::ops::cpu {
 // data_movement.cpp
 void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col, int64_t n_cols);
 void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& dst);
+void copy_rows(const Tensor& src, const Tensor& src_rows, const Tensor& dst, const Tensor& dst_rows);
 void mul_sigmoid(const Tensor& x, const Tensor& gate, const Tensor& out);
 void argmax_rows(const CpuContext& ctx, const Tensor& logits, const Tensor& ids);
+
+// fill_random.cpp
+/// Backend::fill_random: ops/fill_random.h's values, the elements split over the pool's threads.
+void fill_random(const CpuContext& ctx, const Tensor& t, uint64_t seed, float lo, float hi);
 
 // elementwise.cpp
 void embedding(const CpuContext& ctx, std::span<const int32_t> ids, const Tensor& table, const Tensor& out);

@@ -33,6 +33,24 @@ void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) {
   }
 }
 
+void copy_rows(const Tensor& src, const Tensor& src_rows, const Tensor& dst, const Tensor& dst_rows) {
+  const int64_t n = src.numel() / std::max<int64_t>(src.dim(0), 1), R = src_rows.numel();
+  TANDEM_CHECK(src_rows.dtype == DType::kI32 && dst_rows.dtype == DType::kI32 && dst_rows.numel() == R &&
+                   src.dtype == dst.dtype && dtype_size(src.dtype) == 4 &&
+                   dst.numel() == n * std::max<int64_t>(dst.dim(0), 0),
+               "copy_rows: {} rows of {} into {}", R, src.shape.str(), dst.shape.str());
+  const int32_t* sr = src_rows.ptr<int32_t>();
+  const int32_t* dr = dst_rows.ptr<int32_t>();
+  const char* s = static_cast<const char*>(src.data);
+  char* d = static_cast<char*>(dst.data);
+  const size_t row_bytes = static_cast<size_t>(n) * 4;
+  for (int64_t i = 0; i < R; ++i) {
+    TANDEM_CHECK(sr[i] >= 0 && sr[i] < src.dim(0) && dr[i] >= 0 && dr[i] < dst.dim(0),
+                 "copy_rows: row {} -> {} out of range {} -> {}", sr[i], dr[i], src.dim(0), dst.dim(0));
+    std::memcpy(d + dr[i] * row_bytes, s + sr[i] * row_bytes, row_bytes);
+  }
+}
+
 void mul_sigmoid(const Tensor& x, const Tensor& gate, const Tensor& out) {
   const int64_t rows = x.dim(0), n = x.numel() / std::max<int64_t>(rows, 1);
   const int64_t gn = gate.numel() / std::max<int64_t>(gate.dim(0), 1);

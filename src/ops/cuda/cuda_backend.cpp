@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <tuple>
@@ -15,6 +16,7 @@
 #include "ops/cuda/cuda_allocator.h"
 #include "ops/cuda/cuda_check.h"
 #include "ops/cuda/kernels.h"
+#include "ops/cuda/prefill_gemm.h"
 
 namespace tandem::ops {
 
@@ -142,11 +144,13 @@ class CudaBackend final : public Backend {
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream on GPU {}", index_);
     allocator_ = std::make_unique<cuda::CudaAllocator>(index_, stream_);
     scratch_ = std::make_unique<GrowingScratch>(*allocator_);
+    prefill_ = std::make_unique<cuda::PrefillGemm>(index_, *allocator_, stream_);
   }
   ~CudaBackend() override {
     expert_tables_.clear();
     scratch_.reset();
     cudaStreamSynchronize(stream_);
+    prefill_.reset();  // after the stream's work: its cuBLASLt handle and buffers may be in use until then
     cudaStreamDestroy(stream_);
   }
 
@@ -187,6 +191,9 @@ class CudaBackend final : public Backend {
     return 2.0 * static_cast<double>(bytes) / (best_ms * 1e-3) / 1e9;
   }
 
+  /// The prefill GEMM (cuBLASLt, bf16 operands) on hashed operands; see PrefillGemm::measure_tflops.
+  double measure_gemm_tflops(int64_t m, int64_t n, int64_t k) override { return prefill_->measure_tflops(m, n, k); }
+
   void load_linear(LinearWeight& w, std::vector<Buffer>& owned) override {
     move_to_device(w.weight, owned);
     move_to_device(w.scale, owned);
@@ -222,6 +229,16 @@ class CudaBackend final : public Backend {
     select();
     CUDA_CHECK(cudaMemsetAsync(t.data, 0, t.nbytes(), stream_), "fill_zero {}", t.shape.str());
   }
+  void fill_random(const Tensor& t, uint64_t seed, float lo, float hi) override {
+    TANDEM_CHECK(t.empty() || t.device.kind == DeviceKind::kCuda, "fill_random: {} {} is {} memory, not on the GPU",
+                 dtype_name(t.dtype), t.shape.str(), device_kind_name(t.device.kind));
+    TANDEM_CHECK(std::isfinite(lo) && std::isfinite(hi) && lo <= hi, "fill_random: range [{}, {}) of {} {}", lo, hi,
+                 dtype_name(t.dtype), t.shape.str());
+    const Elem elem = elem_of(t.dtype, "fill_random");
+    if (t.nbytes() == 0) return;
+    select();
+    launch(cuda::fill_random(t.data, elem, t.numel(), seed, lo, hi, stream_), "fill_random", t, t);
+  }
   void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col, int64_t n_cols) override {
     check_f32(src, "copy_cols", "src");
     check_f32(dst, "copy_cols", "dst");
@@ -240,17 +257,34 @@ class CudaBackend final : public Backend {
     launch(cuda::gather_rows(src.data, rows.ptr<const int32_t>(), dst.data, R, n * 4, stream_), "gather_rows", src,
            dst);
   }
-
-  void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) override {
-    check_f32(x, "linear", "x");
-    check_f32(y, "linear", "y");
-    const DeviceLinear d = device_linear(w, "linear");
-    const int64_t T = x.dim(0);
-    TANDEM_CHECK(cols(x) == d.in && y.dim(0) == T && cols(y) == d.out, "linear: x {} @ W^T {} -> y {}",
-                 x.shape.str(), w.weight.shape.str(), y.shape.str());
-    if (T == 0) return;
-    launch(cuda::linear(x.ptr<const float>(), T, d, y.ptr<float>(), stream_), "linear", x, y, &w.weight);
+  void copy_rows(const Tensor& src, const Tensor& src_rows, const Tensor& dst, const Tensor& dst_rows) override {
+    check_i32(src_rows, "copy_rows", "src_rows");
+    check_i32(dst_rows, "copy_rows", "dst_rows");
+    const int64_t n = cols(src), R = src_rows.numel();
+    TANDEM_CHECK(src.dtype == dst.dtype && dtype_size(src.dtype) == 4 && dst_rows.numel() == R && cols(dst) == n,
+                 "copy_rows: {} rows of {} into {}", R, src.shape.str(), dst.shape.str());
+    launch(cuda::copy_rows(src.data, src_rows.ptr<const int32_t>(), dst.data, dst_rows.ptr<const int32_t>(), R,
+                           n * 4, stream_),
+           "copy_rows", src, dst);
   }
+
+  /// The GEMV at every T: f32 x, each output's reduction in an order fixed by `in` alone (exact, ops.h).
+  void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) override {
+    const DeviceLinear d = linear_args(x, w, y, "linear");
+    if (x.dim(0) == 0) return;
+    launch(cuda::linear(x.ptr<const float>(), x.dim(0), d, y.ptr<float>(), stream_), "linear", x, y, &w.weight);
+  }
+  /// A bf16 / fp8 weight goes through the cuBLASLt GEMM at every T (prefill_gemm.h: one algorithm per weight
+  /// shape, so a row's bits do not depend on T); f16 / f32 weights and shapes cuBLASLt has no algorithm for run
+  /// the GEMV, also at every T.
+  void linear_prefill(const Tensor& x, const LinearWeight& w, const Tensor& y) override {
+    const DeviceLinear d = linear_args(x, w, y, "linear_prefill");
+    if (x.dim(0) == 0) return;
+    if (prefill_->linear(x.ptr<const float>(), x.dim(0), d, y.ptr<float>())) return;
+    launch(cuda::linear(x.ptr<const float>(), x.dim(0), d, y.ptr<float>(), stream_), "linear_prefill", x, y,
+           &w.weight);
+  }
+  bool prefill_linear_differs() const override { return true; }
 
   void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override {
     check_i32(ids, "embedding", "ids");
@@ -420,6 +454,16 @@ class CudaBackend final : public Backend {
  private:
   void select() { CUDA_CHECK(cudaSetDevice(index_), "select GPU {}", index_); }
 
+  /// linear()'s and linear_prefill()'s checks: f32 x [T, in] and y [T, out] on the GPU, W [out, in] loaded.
+  DeviceLinear linear_args(const Tensor& x, const LinearWeight& w, const Tensor& y, const char* op) {
+    check_f32(x, op, "x");
+    check_f32(y, op, "y");
+    const DeviceLinear d = device_linear(w, op);
+    TANDEM_CHECK(cols(x) == d.in && y.dim(0) == x.dim(0) && cols(y) == d.out, "{}: x {} @ W^T {} -> y {}", op,
+                 x.shape.str(), w.weight.shape.str(), y.shape.str());
+    return d;
+  }
+
   /// Checks a launcher's status, naming the op and its shapes.
   void launch(cudaError_t status, const char* op, const Tensor& in, const Tensor& out, const Tensor* w = nullptr) {
     if (status == cudaSuccess) return;
@@ -503,6 +547,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::CudaAllocator> allocator_;
   std::unique_ptr<GrowingScratch> scratch_;
+  std::unique_ptr<cuda::PrefillGemm> prefill_;  // the prefill linears' cuBLASLt handle, plans and scratch
   std::map<std::tuple<const void*, size_t, const void*>, ExpertEntry> expert_tables_;
 };
 

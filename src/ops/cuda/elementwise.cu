@@ -1,4 +1,5 @@
-// Elementwise and data-movement kernels: add, silu_mul, mul_sigmoid, copy_cols, gather_rows, embedding.
+// Elementwise and data-movement kernels: add, silu_mul, mul_sigmoid, copy_cols, gather_rows, copy_rows,
+// embedding.
 // Every output element depends only on its own inputs, so the results are batch invariant by construction.
 // They also match the CPU backend bit for bit where its math allows: silu_mul evaluates exp with the same
 // Cephes polynomial as the CPU's AVX-512 kernel (same clamps, FMAs and roundings), and mul_sigmoid rounds a
@@ -12,30 +13,18 @@
 
 #include "ops/cuda/elem.cuh"
 #include "ops/cuda/kernels.h"
+#include "ops/cuda/rows_launch.cuh"
 
 namespace tandem::ops::cuda {
 namespace {
 
 constexpr int kThreads = 256;
 constexpr int64_t kMaxGridX = int64_t{1} << 20;  // 1-D grids stride past this many blocks
-constexpr int64_t kMaxGridY = 65535;             // the y limit of a grid
 
 int flat_blocks(int64_t n) {
   return static_cast<int>(std::min((n + kThreads - 1) / kThreads, kMaxGridX));
 }
 
-/// A launch over R rows of `cols` columns: a block spans up to kThreads columns of one row.
-struct RowsLaunch {
-  dim3 grid;
-  dim3 block;
-};
-
-RowsLaunch rows_launch(int64_t R, int64_t cols) {
-  const int64_t threads = std::min<int64_t>(kThreads, (cols + 31) / 32 * 32);
-  const int64_t bx = std::min((cols + threads - 1) / threads, kMaxGridX);
-  const int64_t by = std::min(R, kMaxGridY);
-  return {dim3(static_cast<unsigned>(bx), static_cast<unsigned>(by)), dim3(static_cast<unsigned>(threads))};
-}
 
 /// exp(x) computed exactly as the CPU backend's AVX-512 exp_ps (vector_avx512.cpp): the Cephes expf
 /// polynomial with the same clamps (vminps / vmaxps return the constant for NaN), the same FMA chain, and
@@ -118,6 +107,18 @@ __global__ void gather_rows_kernel(const Word* src,      // [*, words]
   for (int64_t i = blockIdx.y; i < n; i += gridDim.y) dst[i * words + j] = src[int64_t{rows[i]} * words + j];
 }
 
+template <class Word>
+__global__ void copy_rows_kernel(const Word* src,          // [*, words]
+                                 const int32_t* src_rows,  // [n]
+                                 Word* dst,                // [*, words]
+                                 const int32_t* dst_rows,  // [n]
+                                 int64_t n, int64_t words) {
+  const int64_t j = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (j >= words) return;
+  for (int64_t i = blockIdx.y; i < n; i += gridDim.y)
+    dst[int64_t{dst_rows[i]} * words + j] = src[int64_t{src_rows[i]} * words + j];
+}
+
 template <Elem kElem>
 __global__ void embedding_kernel(const int32_t* ids,  // [n]
                                  const void* table,   // [V, H] kElem
@@ -140,6 +141,29 @@ cudaError_t launch_gather(const void* src, const int32_t* rows, void* dst, int64
   gather_rows_kernel<Word><<<l.grid, l.block, 0, stream>>>(static_cast<const Word*>(src), rows,
                                                            static_cast<Word*>(dst), n, words);
   return cudaGetLastError();
+}
+
+template <class Word>
+cudaError_t launch_copy_rows(const void* src, const int32_t* src_rows, void* dst, const int32_t* dst_rows, int64_t n,
+                             int64_t row_bytes, cudaStream_t stream) {
+  const int64_t words = row_bytes / static_cast<int64_t>(sizeof(Word));
+  const RowsLaunch l = rows_launch(n, words);
+  copy_rows_kernel<Word><<<l.grid, l.block, 0, stream>>>(static_cast<const Word*>(src), src_rows,
+                                                         static_cast<Word*>(dst), dst_rows, n, words);
+  return cudaGetLastError();
+}
+
+/// The widest word (16, 8, 4 or 1 bytes) that the row size and both pointers allow.
+template <class Launch>
+cudaError_t by_word(const void* src, const void* dst, int64_t row_bytes, Launch&& launch) {
+  const auto fits = [&](uint64_t width) {
+    return static_cast<uint64_t>(row_bytes) % width == 0 && reinterpret_cast<uintptr_t>(src) % width == 0 &&
+           reinterpret_cast<uintptr_t>(dst) % width == 0;
+  };
+  if (fits(16)) return launch(uint4{});
+  if (fits(8)) return launch(uint2{});
+  if (fits(4)) return launch(uint32_t{});
+  return launch(uint8_t{});
 }
 
 }  // namespace
@@ -177,14 +201,17 @@ cudaError_t copy_cols(const float* src, int64_t src_stride, int64_t src_col, flo
 cudaError_t gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes,
                         cudaStream_t stream) {
   if (n <= 0 || row_bytes <= 0) return cudaSuccess;
-  const auto fits = [&](uint64_t width) {
-    return static_cast<uint64_t>(row_bytes) % width == 0 && reinterpret_cast<uintptr_t>(src) % width == 0 &&
-           reinterpret_cast<uintptr_t>(dst) % width == 0;
-  };
-  if (fits(16)) return launch_gather<uint4>(src, rows, dst, n, row_bytes, stream);
-  if (fits(8)) return launch_gather<uint2>(src, rows, dst, n, row_bytes, stream);
-  if (fits(4)) return launch_gather<uint32_t>(src, rows, dst, n, row_bytes, stream);
-  return launch_gather<uint8_t>(src, rows, dst, n, row_bytes, stream);
+  return by_word(src, dst, row_bytes, [&](auto word) {
+    return launch_gather<decltype(word)>(src, rows, dst, n, row_bytes, stream);
+  });
+}
+
+cudaError_t copy_rows(const void* src, const int32_t* src_rows, void* dst, const int32_t* dst_rows, int64_t n,
+                      int64_t row_bytes, cudaStream_t stream) {
+  if (n <= 0 || row_bytes <= 0) return cudaSuccess;
+  return by_word(src, dst, row_bytes, [&](auto word) {
+    return launch_copy_rows<decltype(word)>(src, src_rows, dst, dst_rows, n, row_bytes, stream);
+  });
 }
 
 cudaError_t embedding(const int32_t* ids, int64_t n, const void* table, Elem elem, int64_t V, int64_t H,

@@ -82,6 +82,27 @@ struct DeviceStep {
 /// ops::Backend::linear: y[T, out] = x[T, in] @ W^T (+ bias). The weight is read once per group of rows.
 cudaError_t linear(const float* x, int64_t T, const DeviceLinear& w, float* y, cudaStream_t stream);
 
+// --- prefill.cu --------------------------------------------------------------------------------------------
+// The element-wise stages around the cuBLASLt GEMM of a prefill linear (prefill_gemm.h): bf16 operands in, the
+// fp8 scale and the bias out. bf16 values are passed as their uint16_t bits. An f32 value v enters the GEMM as the
+// two-term split v = hi + lo, hi = bf16(v), lo = bf16(v - hi) (16 significant bits, relative error <= 2^-16).
+/// xb[t, j] = hi(x[t, j]) and xb[T + t, j] = lo(x[t, j]) for j < in, 0 for in <= j < ld. x [T, in] f32, xb [2T, ld].
+cudaError_t to_bf16_split_rows(const float* x, int64_t T, int64_t in, uint16_t* xb, int64_t ld,
+                               cudaStream_t stream);
+/// wb[p * out + o, i] = term p < parts of the weight element W[o][i] for i < in, 0 for in <= i < ld; wb
+/// [parts * out, ld]. kBF16: copied (parts 1). kF8E4M3 with kFp8Tensor / kFp8Channel: the stored value, exact,
+/// WITHOUT its scale (prefill_epilogue applies it; parts 1). kFp8Block: the stored value times its block's scale
+/// (f32 multiply), split in parts = 2 terms. Other element types give cudaErrorInvalidValue without a launch.
+cudaError_t weight_to_bf16(const DeviceLinear& w, uint16_t* wb, int64_t ld, int parts, cudaStream_t stream);
+/// y[t, o] = (sum over the x and W terms of d) * s(o) + bias[o], y [T, out] (ld out); d [2T, w_parts * out]: the
+/// GEMM of xb with every W term, summed smallest first. s: the kFp8Tensor / kFp8Channel scale, else 1; bias
+/// absent: + -0.0 (the GEMV's finish, gemv.cuh).
+cudaError_t prefill_epilogue(const float* d, int w_parts, float* y, int64_t T, const DeviceLinear& w,
+                             cudaStream_t stream);
+/// p[i] = a bf16 value in [-1, 1) hashed from (seed, i): GEMM-rate probe operands (random bits cost the tensor
+/// cores more power than zeros, so a probe on zeros would overstate the rate).
+cudaError_t fill_bf16_hash(uint16_t* p, int64_t n, uint32_t seed, cudaStream_t stream);
+
 // --- moe_experts.cu ----------------------------------------------------------------------------------------
 /// ops::Backend::moe_experts: out[t] += sum_k topk_weights[t, k] * expert[topk_ids[t, k]](x[t]), then
 /// + shared(x[t]) when shared_gate is non-null. x, out [T, H]; topk_ids, topk_weights [T, K].
@@ -114,6 +135,9 @@ cudaError_t copy_cols(const float* src, int64_t src_stride, int64_t src_col, flo
 /// dst[i, :] = src[rows[i], :] for i < n; rows of `row_bytes` bytes (f32 or i32 rows).
 cudaError_t gather_rows(const void* src, const int32_t* rows, void* dst, int64_t n, int64_t row_bytes,
                         cudaStream_t stream);
+/// dst[dst_rows[i], :] = src[src_rows[i], :] for i < n; rows of `row_bytes` bytes.
+cudaError_t copy_rows(const void* src, const int32_t* src_rows, void* dst, const int32_t* dst_rows, int64_t n,
+                      int64_t row_bytes, cudaStream_t stream);
 /// out[i, :] = table[ids[i], :] as f32; table [V, H] elem (kF32 | kBF16 | kF16). An id outside [0, V)
 /// writes a row of NaN (the host never reads device ids; the engine validates ids before upload).
 cudaError_t embedding(const int32_t* ids, int64_t n, const void* table, Elem elem, int64_t V, int64_t H, float* out,
@@ -137,5 +161,10 @@ cudaError_t moe_route(const float* logits, int64_t T, int E, const float* correc
 // --- argmax.cu ---------------------------------------------------------------------------------------------
 /// ids[r] = argmax_v logits[r, v], lowest index on ties. logits [R, V].
 cudaError_t argmax_rows(const float* logits, int64_t R, int64_t V, int32_t* ids, cudaStream_t stream);
+
+// --- fill_random.cu ----------------------------------------------------------------------------------------
+/// ops::Backend::fill_random: data[i] = ops/fill_random.h's value of (seed, i) in [lo, hi), rounded to elem, for
+/// i < n. data [n] elem (kF32 | kBF16 | kF16 | kF8E4M3).
+cudaError_t fill_random(void* data, Elem elem, int64_t n, uint64_t seed, float lo, float hi, cudaStream_t stream);
 
 }  // namespace tandem::ops::cuda

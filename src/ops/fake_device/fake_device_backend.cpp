@@ -43,6 +43,18 @@ KvLayerView h(const KvLayerView& kv) {
   return u;
 }
 
+/// A linear's or an MLP's weights as the CPU kernels read them: loaded weights stay in host memory (load_linear
+/// leaves them in the checkpoint mapping), weights made on the device (--load-format dummy) are untagged.
+LinearWeight h(const LinearWeight& w) {
+  LinearWeight u = w;
+  u.weight = h(w.weight);
+  u.scale = h(w.scale);
+  u.bias = h(w.bias);
+  return u;
+}
+
+MlpWeights h(const MlpWeights& m) { return MlpWeights{h(m.gate_proj), h(m.up_proj), h(m.down_proj)}; }
+
 StepState h(const StepState& s) {
   StepState u = s;
   u.tokens = h(s.tokens);
@@ -76,19 +88,31 @@ class FakeDeviceBackend final : public Backend {
   void upload(const void* src, const Tensor& dst) override { cpu_->upload(src, h(dst)); }
   void to_host(const Tensor& src, void* dst) override { cpu_->to_host(h(src), dst); }
   void fill_zero(const Tensor& t) override { cpu_->fill_zero(h(t)); }
+  void fill_random(const Tensor& t, uint64_t seed, float lo, float hi) override {
+    cpu_->fill_random(h(t), seed, lo, hi);
+  }
   void copy_cols(const Tensor& src, int64_t src_col, const Tensor& dst, int64_t dst_col, int64_t n_cols) override {
     cpu_->copy_cols(h(src), src_col, h(dst), dst_col, n_cols);
   }
   void gather_rows(const Tensor& src, const Tensor& rows, const Tensor& dst) override {
     cpu_->gather_rows(h(src), h(rows), h(dst));
   }
-  void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) override { cpu_->linear(h(x), w, h(y)); }
+  void copy_rows(const Tensor& src, const Tensor& src_rows, const Tensor& dst, const Tensor& dst_rows) override {
+    cpu_->copy_rows(h(src), h(src_rows), h(dst), h(dst_rows));
+  }
+  void linear(const Tensor& x, const LinearWeight& w, const Tensor& y) override { cpu_->linear(h(x), h(w), h(y)); }
   void linears(const Tensor& x, std::span<const LinearWeight* const> ws, std::span<const Tensor> ys) override {
     std::vector<Tensor> hy(ys.size());
     for (size_t i = 0; i < ys.size(); ++i) hy[i] = h(ys[i]);
-    cpu_->linears(h(x), ws, hy);
+    std::vector<LinearWeight> hw(ws.size());
+    std::vector<const LinearWeight*> hp(ws.size());
+    for (size_t i = 0; i < ws.size(); ++i) {
+      hw[i] = h(*ws[i]);
+      hp[i] = &hw[i];
+    }
+    cpu_->linears(h(x), hp, hy);
   }
-  void mlp(const Tensor& x, const MlpWeights& w, const Tensor& out) override { cpu_->mlp(h(x), w, h(out)); }
+  void mlp(const Tensor& x, const MlpWeights& w, const Tensor& out) override { cpu_->mlp(h(x), h(w), h(out)); }
   void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override {
     cpu_->embedding(h(ids), h(table), h(out));
   }
@@ -118,7 +142,11 @@ class FakeDeviceBackend final : public Backend {
   }
   void moe_experts(const Tensor& x, const Tensor& topk_ids, const Tensor& topk_weights,
                    std::span<const MlpWeights> experts, const MlpWeights* shared, const Tensor& out) override {
-    cpu_->moe_experts(h(x), h(topk_ids), h(topk_weights), experts, shared, h(out));
+    std::vector<MlpWeights> he;
+    he.reserve(experts.size());
+    for (const MlpWeights& e : experts) he.push_back(h(e));
+    const MlpWeights hs = shared ? h(*shared) : MlpWeights{};
+    cpu_->moe_experts(h(x), h(topk_ids), h(topk_weights), he, shared ? &hs : nullptr, h(out));
   }
   void argmax_rows(const Tensor& logits, const Tensor& ids) override { cpu_->argmax_rows(h(logits), h(ids)); }
 
