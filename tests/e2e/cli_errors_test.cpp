@@ -11,6 +11,7 @@
 
 #include "common/fixtures.h"
 #include "common/temp_dir.h"
+#include "common/run_cli.h"
 
 using namespace tandem;
 using ::testing::HasSubstr;
@@ -20,20 +21,8 @@ namespace {
 
 std::filesystem::path cli_binary() { return TANDEM_CLI_BINARY; }
 
-struct Result {
-  int code;
-  std::string output;
-};
-
-Result run(const std::string& args) {
-  const std::string cmd = cli_binary().string() + " " + args + " 2>&1";
-  std::array<char, 4096> buf{};
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+using Result = test::CliResult;
+Result run(const std::string& args) { return test::run_tandem(args); }
 
 class CliErrors : public ::testing::Test {
  protected:
@@ -49,10 +38,10 @@ class CliErrors : public ::testing::Test {
     return run("generate --model " + tmp_.path().string() + " --prompt-ids 1,2,3 --max-tokens 2");
   }
   void expect_clean_failure(const Result& r, const std::vector<std::string>& must_contain) {
-    EXPECT_EQ(r.code, 1) << r.output;
-    for (const auto& s : must_contain) EXPECT_THAT(r.output, HasSubstr(s));
-    EXPECT_THAT(r.output, Not(HasSubstr("Sanitizer")));
-    EXPECT_THAT(r.output, Not(HasSubstr("runtime error")));
+    EXPECT_EQ(r.code, 1) << r.out;
+    for (const auto& s : must_contain) EXPECT_THAT(r.out, HasSubstr(s));
+    EXPECT_THAT(r.out, Not(HasSubstr("Sanitizer")));
+    EXPECT_THAT(r.out, Not(HasSubstr("runtime error")));
   }
   test::TempDir tmp_;
 };

@@ -19,6 +19,7 @@
 #include "common/model_runner.h"
 #include "common/temp_dir.h"
 #include "common/test_backend.h"
+#include "common/run_cli.h"
 #include "core/dtype.h"
 #include "loader/dummy_weight_map.h"
 #include "models/config_overrides.h"
@@ -363,20 +364,8 @@ TEST(DummyMemory, WhatDoesNotFitIsRefusedBeforeAnythingIsAllocated) {
 // ---------------------------------------------------------------------------------------------------------
 // The CLI
 
-struct CliResult {
-  int code;
-  std::string out;
-};
-
-CliResult run_tandem(const std::string& args) {
-  const std::string cmd = std::string(TANDEM_CLI_BINARY) + " " + args + " 2>&1";
-  std::array<char, 4096> buf{};
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+using test::CliResult;
+using test::run_tandem;
 
 std::string device_flag() {
   return " --device " + test::test_device() + " --threads 2";

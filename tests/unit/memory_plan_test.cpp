@@ -14,6 +14,7 @@
 
 #include "common/fixtures.h"
 #include "common/temp_dir.h"
+#include "common/run_cli.h"
 #include "engine/engine.h"
 #include "models/kv_scales.h"
 
@@ -334,20 +335,8 @@ std::filesystem::path tandem_binary() {
   return TANDEM_CLI_BINARY;
 }
 
-struct CliResult {
-  int code;
-  std::string out;
-};
-
-CliResult run_tandem(const std::string& args) {
-  const std::string cmd = tandem_binary().string() + " " + args + " 2>&1";
-  std::array<char, 4096> buf{};
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status), out};
-}
+using test::CliResult;
+using test::run_tandem;
 
 class InspectPlan : public ::testing::TestWithParam<std::string> {
  protected:
