@@ -104,8 +104,6 @@ class Engine {
   int64_t max_model_len() const { return max_model_len_; }
   int64_t kv_capacity_tokens() const { return allocator_.num_total() * options_.block_size; }
   size_t kv_cache_bytes() const { return runner_->kv_cache_bytes(); }
-  /// The policy in force ("fixed", "adaptive", "scripted"; "" without speculation).
-  std::string spec_policy_name() const { return spec_enabled_ ? spec::policy_name(policy_) : ""; }
   /// The adaptive policy's state (null for the other policies). Engine thread only.
   const spec::AdaptiveController* adaptive() const { return adaptive_ ? &*adaptive_ : nullptr; }
 

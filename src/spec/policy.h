@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <string>
 #include <variant>
 #include <vector>
 
@@ -64,12 +63,6 @@ struct DraftBudget {
     }
   } visit;
   return std::visit(visit, policy);
-}
-
-/// "fixed", "adaptive" or "scripted".
-[[nodiscard]] inline std::string policy_name(const SpecPolicy& policy) {
-  static const char* names[] = {"fixed", "adaptive", "scripted"};
-  return names[policy.index()];
 }
 
 }  // namespace tandem::spec
