@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -80,40 +81,91 @@ std::vector<Json> check_framing(const StreamResult& s) {
 
 // ---------------------------------------------------------------------------------------------------------
 
+/// A copy of the test model whose tokenizer.json is a FIFO: the server's load blocks reading it until the test
+/// writes it, so the loading window lasts exactly as long as the test wants, however fast or busy the machine.
+class HeldModelDir {
+ public:
+  HeldModelDir() {
+    namespace fs = std::filesystem;
+    dir_ = fs::temp_directory_path() / ("tandem-held-model-" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    const fs::path src = test_model_dir();
+    for (const auto& e : fs::directory_iterator(src))
+      if (e.path().filename() != "tokenizer.json") fs::create_symlink(fs::absolute(e.path()), dir_ / e.path().filename());
+    tokenizer_json_ = read_text(src / "tokenizer.json");
+    if (::mkfifo((dir_ / "tokenizer.json").c_str(), 0600) != 0) ADD_FAILURE() << "mkfifo failed";
+  }
+  ~HeldModelDir() { std::filesystem::remove_all(dir_); }
+  std::string path() const { return dir_.string(); }
+
+  /// Lets the load finish: writes tokenizer.json into the FIFO once the server opens it (false if it never does
+  /// while `alive` holds, within 180 s).
+  template <class Alive>
+  bool release(Alive alive) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
+    int fd = -1;
+    while (fd < 0 && alive() && std::chrono::steady_clock::now() < deadline) {
+      fd = ::open((dir_ / "tokenizer.json").c_str(), O_WRONLY | O_NONBLOCK);  // ENXIO until the reader opens
+      if (fd < 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (fd < 0) return false;
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    size_t off = 0;
+    while (off < tokenizer_json_.size()) {
+      const ssize_t n = ::write(fd, tokenizer_json_.data() + off, tokenizer_json_.size() - off);
+      if (n <= 0) break;
+      off += static_cast<size_t>(n);
+    }
+    ::close(fd);
+    return off == tokenizer_json_.size();
+  }
+
+ private:
+  static std::string read_text(const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  std::filesystem::path dir_;
+  std::string tokenizer_json_;
+};
+
 TEST(ServerLifecycle, HealthIs503WhileLoadingThen200) {
-  ServerProcess s({}, /*wait_ready=*/false);
-  int n503 = 0, n_completion_503 = 0;
-  bool ready = false;
+  HeldModelDir held;
+  ServerProcess s({}, /*wait_ready=*/false, held.path());
+  // While the load is held: /health and generation answer 503 as soon as the server listens.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(180);
-  while (!ready && std::chrono::steady_clock::now() < deadline && s.alive()) {
+  std::optional<HttpResult> health;
+  while (!health && std::chrono::steady_clock::now() < deadline && s.alive()) {
     httplib::Client c("127.0.0.1", s.port());
     c.set_connection_timeout(1);
-    auto r = c.Get("/health");
-    if (!r) {  // not listening yet
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      continue;
-    }
-    if (r->status == 200) {
+    if (auto r = c.Get("/health")) health = HttpResult{r->status, r->body};
+    else std::this_thread::sleep_for(std::chrono::milliseconds(5));  // not listening yet
+  }
+  ASSERT_TRUE(health) << s.log_tail();
+  const Json e = expect_error(*health, 503, "/health while loading");
+  EXPECT_EQ(e.value("code", ""), "service_unavailable");
+  auto c = s.client();
+  expect_error(post(*c, "/v1/completions", {{"prompt", "hi"}, {"max_tokens", 1}}), 503,
+               "/v1/completions while loading");
+  expect_error(get(*c, "/health"), 503, "/health still loading");
+
+  // Released: the server becomes ready and stays so.
+  ASSERT_TRUE(held.release([&] { return s.alive(); })) << "the server never opened tokenizer.json\n" << s.log_tail();
+  bool ready = false;
+  while (!ready && std::chrono::steady_clock::now() < deadline && s.alive()) {
+    const HttpResult r = get(*c, "/health");
+    if (r.status == 200) {
       ready = true;
-      EXPECT_EQ(Json::parse(r->body)["status"], "ok");
-      break;
-    }
-    const Json e = expect_error({r->status, r->body}, 503, "/health while loading");
-    EXPECT_EQ(e.value("code", ""), "service_unavailable");
-    ++n503;
-    if (n_completion_503 == 0) {
-      auto cr = c.Post("/v1/completions", R"({"prompt": "hi", "max_tokens": 1})", "application/json");
-      if (cr && cr->status != 200) {
-        expect_error({cr->status, cr->body}, 503, "/v1/completions while loading");
-        ++n_completion_503;
-      }
+      EXPECT_EQ(r.json()["status"], "ok");
+    } else {
+      expect_error(r, 503, "/health while loading");
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   }
   ASSERT_TRUE(ready) << s.log_tail();
-  EXPECT_GE(n503, 1) << "never saw /health 503 before the model was ready";
-  EXPECT_GE(n_completion_503, 1);
-  auto c = s.client();
   for (int i = 0; i < 3; ++i) EXPECT_EQ(get(*c, "/health").status, 200);
+  EXPECT_EQ(post(*c, "/v1/completions", {{"prompt", "hi"}, {"max_tokens", 1}}).status, 200);
   EXPECT_NE(s.log().find("ready: http://127.0.0.1:" + std::to_string(s.port())), std::string::npos);
 }
 

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,7 +64,9 @@ class ServerProcess {
  public:
   /// Starts `tandem serve --model <test model> --port <free> <extra...>`; with wait_ready, blocks until
   /// /health answers 200 (fails the test if the process exits or 180 s pass).
-  explicit ServerProcess(std::vector<std::string> extra = {}, bool wait_ready = true) {
+  /// model_dir replaces the test model (a test that stages its own copy of it).
+  explicit ServerProcess(std::vector<std::string> extra = {}, bool wait_ready = true, std::string model_dir = "") {
+    if (model_dir.empty()) model_dir = test_model_dir();
     ::signal(SIGPIPE, SIG_IGN);  // a server that closes a connection must not kill the test
     static int counter = 0;
     log_path_ = (std::filesystem::temp_directory_path() /
@@ -71,7 +74,7 @@ class ServerProcess {
                     .string();
     for (int attempt = 0; attempt < 3 && pid_ <= 0; ++attempt) {
       port_ = free_port();
-      std::vector<std::string> args = {tandem_binary(), "serve", "--model", test_model_dir(), "--host", "127.0.0.1",
+      std::vector<std::string> args = {tandem_binary(), "serve", "--model", model_dir, "--host", "127.0.0.1",
                                        "--port", std::to_string(port_), "--device", test_device()};
       args.insert(args.end(), extra.begin(), extra.end());
       launch(args);
