@@ -3,7 +3,9 @@
 exceed the last-level cache, for `tandem bench`. Needs only numpy (Debian: python3-numpy).
 
     python3 tools/make_bench_model.py --out build/bench-model            # ~0.5 GB
-The weights are random: the model is for throughput measurements only.
+The weights are random: the model is for throughput measurements only. A synthetic byte-level BPE tokenizer of
+the model's vocabulary size is written beside them, so `tandem serve` can serve it (token-id traffic such as
+`tandem bench serve`); `--tokenizer-only` adds just that to an existing folder.
 """
 import argparse
 import json
@@ -19,6 +21,46 @@ def bf16(a):
     return (u >> 16).astype(np.uint16)
 
 
+def byte_chars():
+    """GPT-2's byte -> printable character map (the ByteLevel pre-tokenizer's alphabet), in byte order."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) + \
+        list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return [chr(c) for c in cs]
+
+
+def write_tokenizer(out, vocab_size):
+    """A byte-level BPE of vocab_size tokens: the 256 byte characters, then two-character merges in order."""
+    alphabet = byte_chars()
+    vocab = {c: i for i, c in enumerate(alphabet)}
+    merges = []
+    for a in alphabet:
+        for b in alphabet:
+            if len(vocab) >= vocab_size:
+                break
+            vocab[a + b] = len(vocab)
+            merges.append([a, b])
+    tok = {
+        "version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        "post_processor": None,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": None,
+                  "end_of_word_suffix": None, "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": merges},
+    }
+    with open(os.path.join(out, "tokenizer.json"), "w") as f:
+        json.dump(tok, f, ensure_ascii=False)
+    with open(os.path.join(out, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 4096}, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -29,7 +71,13 @@ def main():
     ap.add_argument("--moe-intermediate", type=int, default=512)
     ap.add_argument("--vocab", type=int, default=16384)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tokenizer-only", action="store_true", help="write only the tokenizer into --out")
     a = ap.parse_args()
+    if a.tokenizer_only:
+        os.makedirs(a.out, exist_ok=True)
+        write_tokenizer(a.out, a.vocab)
+        print(f"wrote {a.out}/tokenizer.json ({a.vocab} tokens)")
+        return
     H, L, E, Im, V = a.hidden, a.layers, a.experts, a.moe_intermediate, a.vocab
     heads, kv_heads, D = 16, 2, 64
     cfg = {
@@ -101,6 +149,7 @@ def main():
             f.write(tensors[name][1].tobytes())
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=2)
+    write_tokenizer(a.out, V)
     print(f"wrote {a.out}: {offset / 1e6:.1f} MB")
 
 

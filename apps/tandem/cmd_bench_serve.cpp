@@ -19,6 +19,8 @@
 #include <random>
 #include <thread>
 
+#include "bench_http.h"
+#include "bench_multi_turn.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -42,6 +44,8 @@ struct BenchServeFlags {
   double temperature = 0.0;
   double timeout_s = 600.0;
   bool json = false;
+  int multi_turn = 0;         // turns per conversation (bench_multi_turn.h); 0: independent requests
+  int shared_prefix_len = 0;  // with --multi-turn: system-prompt tokens every conversation starts with
 };
 
 struct RequestResult {
@@ -53,64 +57,14 @@ struct RequestResult {
   int64_t verify_steps = 0, engine_tokens = 0;  // from usage.spec
 };
 
-/// numpy.percentile's default (linear interpolation between closest ranks).
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const double rank = p / 100.0 * static_cast<double>(v.size() - 1);
-  const size_t lo = static_cast<size_t>(std::floor(rank)), hi = static_cast<size_t>(std::ceil(rank));
-  return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
-}
-
-double mean(const std::vector<double>& v) {
-  if (v.empty()) return 0.0;
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
-
-/// Splits "http://host:port" into what httplib::Client takes.
-std::string base_of(const std::string& url) {
-  std::string u = url;
-  while (!u.empty() && u.back() == '/') u.pop_back();
-  if (u.size() >= 3 && u.substr(u.size() - 3) == "/v1") u.resize(u.size() - 3);
-  if (u.rfind("http://", 0) != 0) fail("--url must start with http:// (got '{}')", url);
-  return u;
-}
-
-nlohmann::json get_json(httplib::Client& cli, const std::string& path) {
-  auto r = cli.Get(path);
-  if (!r) fail("GET {} failed: {}", path, httplib::to_string(r.error()));
-  if (r->status != 200) fail("GET {} returned {}: {}", path, r->status, r->body);
-  try {
-    return nlohmann::json::parse(r->body);
-  } catch (const std::exception& e) {
-    fail("GET {} returned invalid JSON: {}", path, e.what());
-  }
-}
-
 /// tandem:spec_decode_* counters from /metrics (name -> value; per-position keyed "per_pos_<i>").
 std::map<std::string, double> spec_counters(httplib::Client& cli) {
   std::map<std::string, double> out;
-  auto r = cli.Get("/metrics");
-  if (!r || r->status != 200) return out;
-  size_t pos = 0;
-  const std::string& b = r->body;
-  while (pos < b.size()) {
-    size_t nl = b.find('\n', pos);
-    if (nl == std::string::npos) nl = b.size();
-    const std::string line = b.substr(pos, nl - pos);
-    pos = nl + 1;
-    if (line.rfind("tandem:spec_decode_", 0) != 0) continue;
-    const size_t sp = line.rfind(' ');
-    if (sp == std::string::npos) continue;
-    std::string name = line.substr(std::string("tandem:spec_decode_").size(), sp - 19);
+  for (const auto& [name, v] : metric_samples(cli, "tandem:spec_decode_")) {
     if (const size_t q = name.find("{position=\""); q != std::string::npos)
-      name = "per_pos_" + name.substr(q + 11, name.find('"', q + 11) - q - 11);
-    try {
-      out[name] = std::stod(line.substr(sp + 1));
-    } catch (const std::exception&) {
-    }
+      out["per_pos_" + name.substr(q + 11, name.find('"', q + 11) - q - 11)] = v;
+    else
+      out[name] = v;
   }
   return out;
 }
@@ -208,6 +162,14 @@ int run_bench_serve(const BenchServeFlags& f) {
     if (!models.contains("data") || models["data"].empty()) fail("/v1/models lists no model");
     model = models["data"][0].value("id", "");
   }
+
+  if (f.multi_turn > 0)
+    return run_multi_turn({.base = base, .conversations = f.requests, .turns = f.multi_turn,
+                           .shared_prefix_len = f.shared_prefix_len, .input_len = f.input_len,
+                           .output_len = f.output_len, .concurrency = f.concurrency, .seed = f.seed,
+                           .temperature = f.temperature, .timeout_s = f.timeout_s, .json = f.json, .vocab = vocab,
+                           .eos = eos});
+  if (f.shared_prefix_len != 0) fail("--shared-prefix-len needs --multi-turn");
 
   // Prompts: uniform random ids, eos ids excluded so prompts do not look finished.
   std::mt19937_64 rng(f.seed);
@@ -372,6 +334,11 @@ Run add_bench_serve(CLI::App& bench) {
   cmd->add_option("--temperature", f->temperature, "sampling temperature")->capture_default_str();
   cmd->add_option("--timeout", f->timeout_s, "per-request timeout in seconds")->capture_default_str();
   cmd->add_flag("--json", f->json, "print the results as one JSON object");
+  cmd->add_option("--multi-turn", f->multi_turn,
+                  "conversations of this many turns (--requests conversations; each turn resends the history and "
+                  "the model's answers, through /generate) instead of independent requests");
+  cmd->add_option("--shared-prefix-len", f->shared_prefix_len,
+                  "with --multi-turn: tokens of a system prompt every conversation starts with");
   return [f] { return run_bench_serve(*f); };
 }
 

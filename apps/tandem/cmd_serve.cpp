@@ -20,6 +20,7 @@
 #include "server/engine_loop.h"
 #include "server/health.h"
 #include "server/http_server.h"
+#include "server/output_parsers.h"
 #include "server/server_context.h"
 #include "spec_flags.h"
 #include "tokenizer/tokenizer.h"
@@ -41,6 +42,8 @@ struct ServeFlags {
   size_t max_body_bytes = 4u << 20;
   int http_threads = 0;
   double shutdown_timeout_s = 60.0;
+  std::string tool_call_parser;  // "": detect from the chat template; "none": off
+  std::string reasoning_parser;  // likewise
 };
 
 /// Resident set size of this process in bytes (0 if /proc is unavailable).
@@ -220,6 +223,7 @@ int run_serve(const ServeFlags& f) {
     log::info("loaded {} in {:.1f} s (resident weights {:.2f} GiB)", dir.string(), ticker.elapsed(),
               m->resident_weight_bytes() / double(1u << 30));
   }
+  server::OutputParsers output_parsers = server::choose_output_parsers(f.tool_call_parser, f.reasoning_parser, *tok);
 
   engine::EngineOptions eo;
   eo.max_running_requests = f.max_running_requests;
@@ -227,6 +231,7 @@ int run_serve(const ServeFlags& f) {
   eo.max_batch_tokens = f.max_batch_tokens;
   eo.max_model_len = f.max_model_len;
   f.kv.apply(eo);
+  eo.enable_prefix_caching = f.kv.prefix_caching;
   eo.spec = f.model.spec_options();
   loop = std::make_unique<server::EngineLoop>(std::make_unique<engine::Engine>(*m, *backend, eo), ctx.metrics());
   const engine::Engine& eng = loop->engine();
@@ -240,6 +245,7 @@ int run_serve(const ServeFlags& f) {
       {"max_model_len", eng.max_model_len()},
       {"kv_cache_tokens", f.kv_cache_tokens},
       {"kv_cache_dtype", kv::kv_cache_dtype_name(eo.kv_cache_dtype)},
+      {"enable_prefix_caching", eo.enable_prefix_caching},
       {"kv_cache_memory", eo.kv_cache_memory},
       {"mem_fraction", eo.mem_fraction},
       {"max_batch_tokens", f.max_batch_tokens},
@@ -250,8 +256,15 @@ int run_serve(const ServeFlags& f) {
       {"speculative_num_draft_tokens", f.model.spec_num_steps + 1},
       {"speculative_draft_model_quantization", f.model.draft_quant},
       {"max_body_bytes", f.max_body_bytes},
-      {"http_threads", so.http_threads}};
+      {"http_threads", so.http_threads},
+      {"tool_call_parser", output_parsers.tool_parser.empty() ? nlohmann::ordered_json()
+                                                              : nlohmann::ordered_json(output_parsers.tool_parser)},
+      {"reasoning_parser", output_parsers.reasoning_parser.empty()
+                               ? nlohmann::ordered_json()
+                               : nlohmann::ordered_json(output_parsers.reasoning_parser)},
+      {"output_parsers", output_parsers.reason}};
   ctx.attach(*m, tok, *loop, args);
+  ctx.set_output_parsers(output_parsers);
 
   if (std::string err = server::probe_generation(ctx, 600.0); !err.empty())
     fail("the start-up generation failed: {}", err);
@@ -268,12 +281,15 @@ int run_serve(const ServeFlags& f) {
                                                              "--speculative-algorithm NEXTN to use it)" : "");
   log::info("kv cache    {} tokens of {} ({} MiB, block size {})", eng.kv_capacity_tokens(),
             kv::kv_cache_dtype_name(eo.kv_cache_dtype), eng.kv_cache_bytes() >> 20, eo.block_size);
+  log::info("prefix cache {}", eo.enable_prefix_caching ? "on (target and draft KV; --disable-prefix-caching turns it off)"
+                                                         : "off");
   if (eng.speculative())
     log::info("speculative {} with {} draft tokens per verify step (eagle_topk 1, {} tokens per verify pass)",
               f.model.spec_algorithm, eo.spec.num_steps, eo.spec.num_steps + 1);
   else
     log::info("speculative off");
   log::info("batching    max running requests {}, max batch tokens {}", f.max_running_requests, f.max_batch_tokens);
+  log::info("parsers     {}", ctx.output_parsers().reason);
   ctx.set_state(server::ServerState::kReady);
   log::info("ready: http://{}:{} ({} http threads, body limit {} bytes)", f.host, http.port(), so.http_threads,
             f.max_body_bytes);
@@ -317,6 +333,7 @@ Run add_serve(CLI::App& app) {
       ->capture_default_str();
   f->kv.add_dtype(*cmd);
   f->kv.add_budget(*cmd);
+  f->kv.add_prefix_caching(*cmd);
   cmd->add_option("--max-batch-tokens", f->max_batch_tokens, "token budget of one forward pass (chunked prefill)")
       ->capture_default_str();
   cmd->add_option("--served-model-name", f->served_model_name,
@@ -328,6 +345,14 @@ Run add_serve(CLI::App& app) {
   cmd->add_option("--shutdown-timeout", f->shutdown_timeout_s,
                   "seconds to let in-flight requests finish after SIGTERM before aborting them")
       ->capture_default_str();
+  cmd->add_option("--tool-call-parser", f->tool_call_parser,
+                  "format of the model's tool calls in chat completions (default: detected from the chat template; "
+                  "none: do not parse tool calls)")
+      ->check(CLI::IsMember(server::tool_parser_flag_values()));
+  cmd->add_option("--reasoning-parser", f->reasoning_parser,
+                  "format of the model's reasoning (<think>...</think>) in chat completions (default: detected from "
+                  "the chat template; none: keep it in the content)")
+      ->check(CLI::IsMember(server::reasoning_parser_flag_values()));
   return [f] { return run_serve(*f); };
 }
 

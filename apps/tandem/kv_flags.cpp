@@ -20,6 +20,11 @@ void KvFlags::add_budget(CLI::App& cmd) {
       ->capture_default_str();
 }
 
+void KvFlags::add_prefix_caching(CLI::App& cmd) {
+  cmd.add_flag("--enable-prefix-caching,!--disable-prefix-caching", prefix_caching,
+               "reuse the KV (target and draft) of prompt prefixes earlier requests computed (default: on)");
+}
+
 void KvFlags::apply(engine::EngineOptions& eo) const {
   eo.kv_cache_dtype = kv::parse_kv_cache_dtype(kv_cache_dtype);
   eo.kv_cache_memory =

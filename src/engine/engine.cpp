@@ -144,11 +144,19 @@ Engine::Engine(models::LoadedModel& model, ops::Backend& backend, const EngineOp
                                           .stash_deferred_rows = kStashDeferredRows,
                                           .stash_extra_rows = k_max + 1};
   }
+  if (options_.enable_prefix_caching) {
+    // The salt covers what else decides a block's bits in this process: the KV dtype and the block size.
+    const uint64_t salt = (static_cast<uint64_t>(options_.kv_cache_dtype) << 32) ^ static_cast<uint64_t>(options_.block_size);
+    prefix_cache_ = std::make_unique<kv::PrefixCache>(allocator_, options_.block_size, salt,
+                                                      backend_.prefill_linear_differs());
+  }
   scheduler_ = std::make_unique<Scheduler>(
       SchedulerOptions{.max_running_requests = options_.max_running_requests,
                        .max_batch_tokens = options_.max_batch_tokens,
-                       .draft_lookahead = k_max},
-      allocator_);
+                       .draft_lookahead = k_max,
+                       .prefer_prefix_over_draft = options_.spec.policy == SpecPolicyKind::kAdaptive &&
+                                                   options_.spec.scripted_k.empty()},
+      allocator_, prefix_cache_.get());
   runner_ = std::make_unique<ModelRunner>(model_, backend_, target_shape, draft_setup,
                                           spec::ProposerHooks{.before_forward = options_.before_draft_forward});
   if (spec_enabled_ && std::holds_alternative<spec::AdaptiveK>(policy_)) {
@@ -203,6 +211,14 @@ void Engine::drain_inbox() {
     aborts.swap(abort_inbox_);
   }
   for (auto& s : fresh) scheduler_->add(std::move(s));
+  if (const uint64_t want = flush_requests_.load(); want != flushes_done_.load()) {
+    if (prefix_cache_) {
+      const int64_t n = prefix_cache_->num_blocks();
+      prefix_cache_->flush();
+      log::info("prefix cache flushed ({} blocks)", n);
+    }
+    flushes_done_.store(want);
+  }
   for (uint64_t id : aborts)
     if (Sequence* s = scheduler_->find(id)) finish(*s, FinishReason::kAbort);
   scheduler_->end_step();
@@ -214,13 +230,20 @@ void Engine::finish(Sequence& s, FinishReason reason, const std::string& error) 
   out.finish = reason;
   out.error = error;
   out.prompt_tokens = s.n_prompt;
+  out.cached_tokens = s.cached_tokens;
   out.completion_tokens = s.n_output();
   out.spec = s.spec;
   if (s.callback) s.callback(out);
   retire(s);
 }
 
+void Engine::publish_prefix(Sequence& s) {
+  if (prefix_cache_)
+    prefix_cache_->publish(s.prefix, s.blocks.blocks(), s.tokens, s.n_prompt, s.n_cached, s.n_draft_cached);
+}
+
 void Engine::retire(Sequence& s) {
+  publish_prefix(s);
   if (s.stash_slot >= 0 && runner_->stash()) runner_->stash()->release(s.stash_slot);
   s.stash_slot = -1;
   s.n_stashed = 0;
@@ -266,6 +289,7 @@ void Engine::emit(Sequence& s, std::vector<int32_t> tokens, std::vector<TokenLog
   out.logprobs = std::move(lps);
   out.finish = reason;
   out.prompt_tokens = s.n_prompt;
+  out.cached_tokens = s.cached_tokens;
   out.completion_tokens = s.n_output();
   out.spec = s.spec;
   if (s.callback) s.callback(out);
@@ -370,6 +394,8 @@ bool Engine::step() {
           finish(*sc.seq, FinishReason::kError, std::string("draft forward failed: ") + e.what());
     }
   }
+  for (const ScheduledSeq& sc : sched.seqs)
+    if (sc.seq->callback) publish_prefix(*sc.seq);  // finished ones published when they retired
   scheduler_->end_step();
   publish_snapshot();
   return true;
@@ -581,10 +607,13 @@ void Engine::run_until_idle() {
 
 void Engine::publish_snapshot() {
   counters_.preemptions = scheduler_->preemptions();
+  counters_.prefix_cache_query_tokens = scheduler_->prefix_counters().query_tokens;
+  counters_.prefix_cache_hit_tokens = scheduler_->prefix_counters().hit_tokens;
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   snapshot_.running = scheduler_->num_running();
   snapshot_.waiting = scheduler_->num_waiting();
   snapshot_.kv_blocks_used = allocator_.num_used();
+  snapshot_.kv_blocks_cached = allocator_.num_cached();
   snapshot_.counters = counters_;
 }
 

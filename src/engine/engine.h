@@ -23,6 +23,7 @@
 #include "engine/sequence.h"
 #include "kv/block_allocator.h"
 #include "kv/kv_cache.h"
+#include "kv/prefix_cache.h"
 #include "models/loaded_model.h"
 #include "spec/adaptive_controller.h"
 #include "spec/collapse_alarm.h"
@@ -58,6 +59,8 @@ struct EngineOptions {
   size_t kv_cache_memory = 0;       // --kv-cache-memory: bytes for K/V; 0: mem_fraction of MemAvailable
   double mem_fraction = 0.9;        // --mem-fraction: share of MemAvailable for weights, workspace and K/V
   SpecOptions spec;
+  /// Automatic prefix caching of target and draft KV (kv/prefix_cache.h); the CLI's default is on.
+  bool enable_prefix_caching = false;
   /// Called before each draft forward; a test uses it to inject a failure. Empty in production.
   std::function<void()> before_draft_forward;
 };
@@ -75,6 +78,8 @@ struct EngineCounters {
   int64_t generation_tokens = 0;
   int64_t preemptions = 0;
   int64_t forward_passes = 0;
+  int64_t prefix_cache_query_tokens = 0;  // tokens of admitted requests looked up in the prefix cache
+  int64_t prefix_cache_hit_tokens = 0;    // ... and found there
 };
 
 struct EngineSnapshot {
@@ -82,6 +87,7 @@ struct EngineSnapshot {
   int waiting = 0;
   int64_t kv_blocks_used = 0;
   int64_t kv_blocks_total = 0;
+  int64_t kv_blocks_cached = 0;  // unused blocks the prefix cache holds (free for allocation, evicted on demand)
   EngineCounters counters;
 };
 
@@ -93,6 +99,12 @@ class Engine {
   uint64_t submit(GenerateRequest request, OutputCallback callback);
   /// Finishes a request with kAbort at the next step and frees its KV (no-op if already finished).
   void abort(uint64_t id);
+  /// Asks the engine thread to drop every prefix-cache key at its next step (/flush_cache). Thread-safe. Returns
+  /// the ticket prefix_cache_flushes() reaches once it has run.
+  uint64_t flush_prefix_cache() { return flush_requests_.fetch_add(1) + 1; }
+  /// Flush requests the engine thread has carried out (flush_prefix_cache() returns before they run).
+  uint64_t prefix_cache_flushes() const { return flushes_done_.load(); }
+  bool prefix_caching() const { return prefix_cache_ != nullptr; }
   /// Runs one scheduling step. Returns false when there was nothing to do.
   bool step();
   /// Steps until no request is waiting or running.
@@ -130,6 +142,8 @@ class Engine {
   int wanted_drafts(Sequence& s, int batch_k);
   /// Verify outcome under --speculative-synthetic-acceptance: the leading drafts accepted at the given rates.
   spec::VerifyResult synthetic_verify(Sequence& s, const float* base);
+  /// Publishes a sequence's newly computed full blocks (target and draft KV) to the prefix cache.
+  void publish_prefix(Sequence& s);
   void retire(Sequence& s);  // releases engine-side resources of a finished request, then the scheduler's
   void finish(Sequence& s, FinishReason reason, const std::string& error = "");
   void emit(Sequence& s, std::vector<int32_t> tokens, std::vector<TokenLogprob> lps, FinishReason reason);
@@ -148,6 +162,9 @@ class Engine {
   int64_t admitted_while_paused_ = 0;      // new speculative requests that arrived while the policy drafted nothing
   int64_t max_model_len_ = 0;
   kv::BlockAllocator allocator_;
+  std::unique_ptr<kv::PrefixCache> prefix_cache_;  // null: prefix caching off
+  std::atomic<uint64_t> flush_requests_{0};
+  std::atomic<uint64_t> flushes_done_{0};
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ModelRunner> runner_;
 

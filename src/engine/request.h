@@ -42,6 +42,7 @@ struct RequestOutput {
   FinishReason finish = FinishReason::kNone;
   std::string error;                        // with kError
   int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;                // prompt tokens found in the prefix cache at admission
   int64_t completion_tokens = 0;            // cumulative
   SpecStats spec;                           // cumulative
   bool finished() const { return finish != FinishReason::kNone; }

@@ -6,8 +6,8 @@
 
 namespace tandem::engine {
 
-Scheduler::Scheduler(const SchedulerOptions& options, kv::BlockAllocator& allocator)
-    : options_(options), allocator_(allocator) {
+Scheduler::Scheduler(const SchedulerOptions& options, kv::BlockAllocator& allocator, kv::PrefixCache* prefix_cache)
+    : options_(options), allocator_(allocator), prefix_cache_(prefix_cache) {
   TANDEM_CHECK(options_.max_running_requests >= 1, "--max-running-requests must be >= 1");
   TANDEM_CHECK(options_.max_batch_tokens >= 1, "max batch tokens must be >= 1");
 }
@@ -30,11 +30,52 @@ void Scheduler::admit(Schedule& out) {
       waiting_.pop_front();
       continue;
     }
-    if (!s.blocks.ensure(allocator_, need)) return;  // wait for running requests to free blocks
+    const bool was_dropped = s.draft_dropped, was_decided = s.draft_decided;
+    const int64_t hit = prefix_cache_ && s.blocks.blocks().empty() ? take_prefix(s) : 0;
+    if (!s.blocks.ensure(allocator_, need)) {  // wait for running requests to free blocks
+      s.blocks.release(allocator_);            // the hit goes back to the cache
+      s.n_cached = s.n_draft_cached = 0;
+      s.prefix = {};
+      s.draft_dropped = was_dropped;
+      s.draft_decided = was_decided;
+      return;
+    }
+    if (prefix_cache_) {
+      prefix_counters_.query_tokens += static_cast<int64_t>(s.tokens.size());
+      prefix_counters_.hit_tokens += hit;
+    }
+    if (!s.admitted_once) s.cached_tokens = std::min(hit, s.n_prompt);
+    s.admitted_once = true;
     s.admit_order = ++admit_counter_;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
   }
+}
+
+int64_t Scheduler::take_prefix(Sequence& s) {
+  const kv::PrefixMatch m = prefix_cache_->match(s.tokens, s.n_prompt);
+  auto h = static_cast<int64_t>(m.blocks.size());
+  const bool wants_draft = s.speculative && !s.draft_dropped;
+  bool keep_draft = wants_draft;
+  // The draft needs its KV for every reused position. Give up at most one block of the hit for it (the chain's last
+  // block, when the token after it differs); beyond that, the adaptive policy prefers the hit over the draft state.
+  if (wants_draft && m.draft_blocks < h) {
+    if (options_.prefer_prefix_over_draft && m.draft_blocks < h - 1) keep_draft = false;
+    else h = m.draft_blocks;
+  }
+  if (h == 0) return 0;
+  s.blocks.adopt(allocator_, std::span<const int32_t>(m.blocks.data(), static_cast<size_t>(h)));
+  const int64_t tokens = h * s.blocks.block_size();
+  s.n_cached = tokens;
+  s.prefix.keys.assign(m.keys.begin(), m.keys.begin() + h);
+  if (keep_draft) {
+    s.n_draft_cached = tokens;
+    s.prefix.draft_blocks = h;
+  } else if (wants_draft) {  // decodes plainly to its end, like a request the adaptive policy dropped
+    s.draft_dropped = true;
+    s.draft_decided = true;
+  }
+  return tokens;
 }
 
 void Scheduler::preempt(Sequence& s) {
@@ -43,6 +84,7 @@ void Scheduler::preempt(Sequence& s) {
   s.n_cached = 0;
   s.n_draft_cached = 0;
   s.n_stashed = 0;
+  s.prefix = {};
   s.drafts.clear();
   ++preemptions_;
   for (auto& p : running_)

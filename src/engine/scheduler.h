@@ -14,6 +14,7 @@
 
 #include "engine/sequence.h"
 #include "kv/block_allocator.h"
+#include "kv/prefix_cache.h"
 
 namespace tandem::engine {
 
@@ -21,6 +22,15 @@ struct SchedulerOptions {
   int max_running_requests = 16;
   int64_t max_batch_tokens = 512;  // rows of one target forward: prefill chunks, decode and verify rows
   int draft_lookahead = 0;         // K_max: positions a speculative sequence reserves beyond its tokens
+  /// A prefix hit whose blocks lack the draft's KV: take the whole hit and run the request without a draft state
+  /// (true: the adaptive policy, which pauses drafts when they do not pay), or take only the draft-valid part.
+  bool prefer_prefix_over_draft = false;
+};
+
+/// Prefix-cache lookups since start: tokens of admitted requests, and how many of them were found cached.
+struct PrefixCacheCounters {
+  int64_t query_tokens = 0;
+  int64_t hit_tokens = 0;
 };
 
 /// One sequence's part of the next target forward.
@@ -49,7 +59,8 @@ struct Schedule {
 
 class Scheduler {
  public:
-  Scheduler(const SchedulerOptions& options, kv::BlockAllocator& allocator);
+  /// prefix_cache: null when prefix caching is off.
+  Scheduler(const SchedulerOptions& options, kv::BlockAllocator& allocator, kv::PrefixCache* prefix_cache = nullptr);
 
   /// Queues a new sequence at the back of the waiting queue.
   void add(std::unique_ptr<Sequence> seq);
@@ -71,6 +82,7 @@ class Scheduler {
   int num_running() const { return static_cast<int>(running_.size()); }
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
   int64_t preemptions() const { return preemptions_; }
+  const PrefixCacheCounters& prefix_counters() const { return prefix_counters_; }
   const std::vector<std::unique_ptr<Sequence>>& running() const { return running_; }
   const kv::BlockAllocator& allocator() const { return allocator_; }
   const SchedulerOptions& options() const { return options_; }
@@ -82,10 +94,14 @@ class Scheduler {
   /// Grows s's table to n_tokens, preempting others not yet in `sched`. False if even that is not enough.
   bool ensure_blocks(Sequence& s, int64_t n_tokens, const Schedule& sched);
   void preempt(Sequence& s);
+  /// Starts a waiting sequence's block table with its cached prefix (if any). Returns the hit, in tokens.
+  int64_t take_prefix(Sequence& s);
   void compact();
 
   SchedulerOptions options_;
   kv::BlockAllocator& allocator_;
+  kv::PrefixCache* prefix_cache_;
+  PrefixCacheCounters prefix_counters_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;   // null slots are removed by compact()
   std::vector<std::unique_ptr<Sequence>> finished_;  // destroyed at end_step()

@@ -6,6 +6,7 @@
 
 #include "engine/request.h"
 #include "kv/block_table.h"
+#include "kv/prefix_cache.h"
 #include "sampling/rng.h"
 #include "sampling/sampler.h"
 #include "spec/acceptance.h"
@@ -34,6 +35,9 @@ struct Sequence {
   bool probe = false;              // kept a draft state to probe while paused: its first decision drafts >= 1
   int stash_slot = -1;             // HiddenStash slot, -1: none
   int64_t n_stashed = 0;           // draft pairs at [n_draft_cached, n_draft_cached + n_stashed) kept in the stash
+  kv::PrefixCursor prefix;         // what this sequence published to the prefix cache
+  int64_t cached_tokens = 0;       // prompt tokens its first admission found in the prefix cache (usage)
+  bool admitted_once = false;
 
   Sequence(uint64_t id_, GenerateRequest r, OutputCallback cb, int block_size, uint64_t seed)
       : id(id_), req(std::move(r)), callback(std::move(cb)), blocks(block_size), rng(seed) {

@@ -1,5 +1,7 @@
 #include "kv/block_table.h"
 
+#include "core/error.h"
+
 namespace tandem::kv {
 
 int64_t BlockTable::blocks_needed(int64_t n_tokens) const {
@@ -15,10 +17,20 @@ bool BlockTable::ensure(BlockAllocator& alloc, int64_t n_tokens) {
   return true;
 }
 
+void BlockTable::adopt(BlockAllocator& alloc, std::span<const int32_t> shared) {
+  TANDEM_CHECK(blocks_.empty(), "adopting cached blocks into a table that already has {}", blocks_.size());
+  for (int32_t b : shared) {
+    alloc.share(b);
+    blocks_.push_back(b);
+  }
+}
+
 void BlockTable::truncate(BlockAllocator& alloc, int64_t n_tokens) {
   const size_t keep = static_cast<size_t>((n_tokens + block_size_ - 1) / block_size_);
   if (keep >= blocks_.size()) return;
-  alloc.free(std::span<const int32_t>(blocks_.data() + keep, blocks_.size() - keep));
+  // Last first: freed cached blocks enter the LRU list in this order, so a sequence's tail is evicted first.
+  const std::vector<int32_t> tail(blocks_.rbegin(), blocks_.rend() - static_cast<std::ptrdiff_t>(keep));
+  alloc.free(tail);
   blocks_.resize(keep);
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kv/block_allocator.h"
@@ -20,8 +21,11 @@ class BlockTable {
   int64_t blocks_needed(int64_t n_tokens) const;
   /// Grows the table to cover n_tokens. Returns false (allocating nothing) if the allocator is short.
   bool ensure(BlockAllocator& alloc, int64_t n_tokens);
+  /// Starts an empty table with blocks shared from the prefix cache (one more reference each).
+  void adopt(BlockAllocator& alloc, std::span<const int32_t> shared);
   /// Shrinks the table to the blocks that cover n_tokens positions (rollback of rejected tokens).
   void truncate(BlockAllocator& alloc, int64_t n_tokens);
+  /// Drops every block, the last first: a cached tail is then evicted before the prefix it extends.
   void release(BlockAllocator& alloc) { truncate(alloc, 0); }
 
  private:

@@ -38,9 +38,13 @@ KvCache::KvCache(ops::Backend& backend, const KvCacheShape& shape) : shape_(shap
   }
   shape_.fp8_scales = {};  // the cache's copy is scales_
   const Shape s{shape.n_blocks, shape.block_size, shape.n_kv_heads, shape.head_dim};
+  // Zeroed, so the whole pool is resident from the start: the prefix cache cycles through every block, and first
+  // touches during decode would cost page faults there (on the CPU) and look like growth in the process's RSS.
   for (int l = 0; l < shape.n_layers; ++l) {
     k_.push_back(backend.alloc(shape.dtype, s));
     v_.push_back(backend.alloc(shape.dtype, s));
+    backend.fill_zero(k_.back().view());
+    backend.fill_zero(v_.back().view());
   }
 }
 

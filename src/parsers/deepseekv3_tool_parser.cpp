@@ -23,6 +23,10 @@ class DeepSeekV3ToolParser final : public StreamingToolParser {
   explicit DeepSeekV3ToolParser(ToolParserOptions options) : StreamingToolParser(std::move(options)) {}
 
   std::vector<std::string> start_tags() const override { return {std::string(kCallsBegin), std::string(kCallBegin)}; }
+  std::vector<std::string> tags() const override {
+    return {std::string(kCallsBegin), std::string(kCallsEnd), std::string(kCallBegin), std::string(kCallEnd),
+            std::string(kSep)};
+  }
 
  private:
   enum class State { kContent, kBlock, kHead, kAfterSep, kName, kFence, kFenceLine, kArgs, kCallTail };

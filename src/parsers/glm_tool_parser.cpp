@@ -23,6 +23,10 @@ class GlmToolParser final : public StreamingToolParser {
   explicit GlmToolParser(ToolParserOptions options) : StreamingToolParser(std::move(options)) {}
 
   std::vector<std::string> start_tags() const override { return {std::string(kCallBegin)}; }
+  std::vector<std::string> tags() const override {
+    return {std::string(kCallBegin), std::string(kCallEnd),   std::string(kKeyBegin),
+            std::string(kKeyEnd),    std::string(kValueBegin), std::string(kValueEnd)};
+  }
 
  private:
   enum class State { kContent, kName, kArgs, kKey, kBeforeValue, kValue };

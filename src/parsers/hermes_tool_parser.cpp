@@ -21,6 +21,7 @@ class HermesToolParser final : public StreamingToolParser {
   explicit HermesToolParser(ToolParserOptions options) : StreamingToolParser(std::move(options)) {}
 
   std::vector<std::string> start_tags() const override { return {std::string(kCallBegin)}; }
+  std::vector<std::string> tags() const override { return {std::string(kCallBegin), std::string(kCallEnd)}; }
 
  private:
   enum class State {

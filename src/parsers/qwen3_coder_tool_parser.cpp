@@ -23,6 +23,10 @@ class Qwen3CoderToolParser final : public StreamingToolParser {
   explicit Qwen3CoderToolParser(ToolParserOptions options) : StreamingToolParser(std::move(options)) {}
 
   std::vector<std::string> start_tags() const override { return {std::string(kCallBegin)}; }
+  std::vector<std::string> tags() const override {
+    return {std::string(kCallBegin),  std::string(kCallEnd),   std::string(kFunctionBegin),
+            std::string(kFunctionEnd), std::string(kParamBegin), std::string(kParamEnd)};
+  }
 
  private:
   enum class State { kContent, kFunction, kName, kParams, kParamName, kValueStart, kValue, kAfterFunction };

@@ -20,6 +20,8 @@ const std::vector<std::string>& reasoning_parser_names() {
   return kNames;
 }
 
+std::vector<std::string> reasoning_tags() { return {std::string(kOpen), std::string(kClose)}; }
+
 bool prompt_opens_reasoning(std::string_view prompt) {
   while (!prompt.empty() && is_space(prompt.back())) prompt.remove_suffix(1);
   return prompt.ends_with(kOpen);

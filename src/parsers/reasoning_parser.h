@@ -63,6 +63,8 @@ class ReasoningParser {
 };
 
 const std::vector<std::string>& reasoning_parser_names();
+/// The tags every reasoning format reads (<think>, </think>); see ToolParser::tags().
+std::vector<std::string> reasoning_tags();
 
 /// Whether the rendered prompt leaves the model inside a reasoning block: it ends (trailing whitespace
 /// ignored) with `<think>`.

@@ -39,6 +39,7 @@
 // same happens in a non-streamed parse, which is a single push() of the whole text followed by finish().
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -67,7 +68,16 @@ class ToolParser {
   /// The tags with which a call (or a block of calls) starts. The reasoning parser ends reasoning at them:
   /// GLM-4.7 sometimes starts a call without closing </think>.
   virtual std::vector<std::string> start_tags() const = 0;
+  /// Every tag of the format (start tags included). They must reach the parser in the text: a tokenizer that
+  /// marks one of them special must decode the output without skipping special tokens.
+  virtual std::vector<std::string> tags() const = 0;
 };
+
+/// Longest function name accepted; a "name" that runs on longer is not a call.
+inline constexpr size_t kMaxNameBytes = 256;
+/// A name the parsers accept as a call's function name (see the contract above): the server refuses tools whose
+/// name could never be parsed back.
+bool valid_function_name(std::string_view name);
 
 /// Throws tandem::Error for a name not in tool_parser_names().
 std::unique_ptr<ToolParser> make_tool_parser(std::string_view name, ToolParserOptions options);

@@ -12,10 +12,6 @@
 
 namespace tandem::parsers {
 
-/// Longest function name accepted; a "name" that runs on longer is not a call.
-inline constexpr size_t kMaxNameBytes = 256;
-bool valid_function_name(std::string_view name);
-
 /// Builds the events of one parser: content (whitespace next to calls dropped, see tool_parser.h) and calls.
 class CallWriter {
  public:

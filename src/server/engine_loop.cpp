@@ -77,8 +77,9 @@ void EngineLoop::run() {
   for (;;) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !live_.empty(); });
+      cv_.wait(lock, [&] { return stop_ || !live_.empty() || wake_; });
       if (stop_ && live_.empty()) return;
+      wake_ = false;
     }
     bool progressed = false;
     const uint64_t outputs_before = outputs_;
@@ -100,6 +101,21 @@ void EngineLoop::run() {
       cv_.wait_for(lock, std::chrono::milliseconds(2));
     }
   }
+}
+
+bool EngineLoop::flush_prefix_cache(std::chrono::milliseconds timeout) {
+  const uint64_t ticket = engine_->flush_prefix_cache();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    wake_ = true;
+  }
+  cv_.notify_all();
+  const auto deadline = Clock::now() + timeout;
+  while (engine_->prefix_cache_flushes() < ticket) {
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
 }
 
 void EngineLoop::fail_all(const std::string& error) {

@@ -62,6 +62,10 @@ class EngineLoop {
   /// Engine requests submitted and not yet finished.
   int64_t in_flight() const;
 
+  /// Drops every prefix-cache key (/flush_cache) on the engine thread; false if that did not happen within
+  /// `timeout`. Thread-safe.
+  bool flush_prefix_cache(std::chrono::milliseconds timeout);
+
   /// Aborts whatever is in flight, lets the engine retire it, and joins the thread. Idempotent.
   void stop();
 
@@ -74,6 +78,7 @@ class EngineLoop {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool wake_ = false;  // step once although nothing is in flight (a flush request)
   // id -> destination, for failing every request if a step throws. Guarded by mu_.
   std::unordered_map<uint64_t, std::pair<std::shared_ptr<OutputQueue>, int>> live_;
   uint64_t outputs_ = 0;  // outputs delivered; engine thread only

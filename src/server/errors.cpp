@@ -15,12 +15,26 @@ nlohmann::json ApiError::to_json() const {
   return {{"error", e}};
 }
 
-void bad_request(const std::string& param, const std::string& message, const std::string& code) {
-  throw ApiError(400, message, param, code);
+std::string anthropic_error_type(int status) {
+  switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 413: return "request_too_large";
+    case 429: return "rate_limit_error";
+    case 503:
+    case 529: return "overloaded_error";
+    default: return status >= 500 ? "api_error" : "invalid_request_error";
+  }
 }
 
-nlohmann::json error_json(int status, const std::string& message, const std::string& code) {
-  return ApiError(status, message, "", code).to_json();
+nlohmann::ordered_json error_body(const ApiError& e, ErrorShape shape) {
+  if (shape == ErrorShape::kOpenAi) return nlohmann::ordered_json(e.to_json());
+  return {{"type", "error"}, {"error", {{"type", anthropic_error_type(e.status())}, {"message", e.what()}}}};
+}
+
+void bad_request(const std::string& param, const std::string& message, const std::string& code) {
+  throw ApiError(400, message, param, code);
 }
 
 }  // namespace tandem::server

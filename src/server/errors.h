@@ -1,6 +1,8 @@
 // API errors: one exception type carrying the HTTP status, rendered as OpenAI's error object
 // {"error": {"message", "type", "param", "code"}} — the shape the official SDKs parse into BadRequestError,
-// NotFoundError, ... Handlers throw ApiError; the HTTP boundary catches it (and everything else).
+// NotFoundError, ... — or, on the Anthropic routes, as Anthropic's {"type": "error", "error": {"type",
+// "message"}}. Handlers throw ApiError; the HTTP boundary catches it (and everything else) and writes the shape
+// of the route.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -28,11 +30,19 @@ class ApiError : public std::runtime_error {
   std::string code_;
 };
 
+/// Which API's error body a route answers with.
+enum class ErrorShape { kOpenAi, kAnthropic };
+
+/// Anthropic's error type for an HTTP status: invalid_request_error (400 and other 4xx), authentication_error
+/// (401), permission_error (403), not_found_error (404), request_too_large (413), rate_limit_error (429),
+/// overloaded_error (503, 529), api_error (other 5xx).
+std::string anthropic_error_type(int status);
+
+/// The body of `e` in `shape` (Anthropic's keys in Anthropic's order).
+nlohmann::ordered_json error_body(const ApiError& e, ErrorShape shape);
+
 /// 400 invalid_request_error naming the offending field.
 [[noreturn]] void bad_request(const std::string& param, const std::string& message,
                               const std::string& code = "invalid_value");
-
-/// The error body for a status httplib produced itself (404 route, 413 body, ...) or a handler left empty.
-nlohmann::json error_json(int status, const std::string& message, const std::string& code);
 
 }  // namespace tandem::server

@@ -67,6 +67,7 @@ void Generation::consume(int index, const engine::RequestOutput& out, std::vecto
   st.spec = out.spec;
   st.engine_completion_tokens = out.completion_tokens;
   if (out.prompt_tokens > 0) st.prompt_tokens = out.prompt_tokens;
+  st.cached_tokens = out.cached_tokens;
   const bool want_lp = s.spec.request.top_logprobs >= 0;
   bool stopped = false;
   for (size_t j = 0; j < out.new_tokens.size() && !stopped; ++j) {
@@ -135,6 +136,17 @@ void Generation::wait_all() {
 int64_t Generation::completion_tokens() const {
   int64_t n = 0;
   for (const auto& s : choices_) n += static_cast<int64_t>(s.state.tokens.size());
+  return n;
+}
+
+int64_t Generation::cached_prompt_tokens() const {
+  int64_t n = 0;
+  for (size_t i = 0; i < choices_.size(); ++i) {
+    const auto& prompt = choices_[i].spec.request.prompt;
+    bool first = true;  // each prompt once, as prompt_tokens counts it: its first choice's hit
+    for (size_t j = 0; j < i && first; ++j) first = choices_[j].spec.request.prompt != prompt;
+    if (first) n += choices_[i].state.cached_tokens;
+  }
   return n;
 }
 

@@ -42,6 +42,7 @@ struct ChoiceState {
   nlohmann::json matched;                     // the stop string or stop token id; null otherwise
   std::string error;                          // with "error"
   int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;                  // prompt tokens the prefix cache held at admission
   engine::SpecStats spec;                     // cumulative, as of the last engine output consumed
   int64_t engine_completion_tokens = 0;       // tokens the engine generated (>= tokens.size())
 };
@@ -86,6 +87,8 @@ class Generation {
   /// Totals over choices: completion tokens, and speculative statistics as a JSON object
   /// {verify_steps, draft_tokens, accepted_tokens, mean_accept_length} (null when not speculative).
   int64_t completion_tokens() const;
+  /// Prompt tokens found in the prefix cache, each distinct prompt once (its first choice's).
+  int64_t cached_prompt_tokens() const;
   nlohmann::json spec_json() const;
 
   /// The first error message of a choice that finished with "error", or "".

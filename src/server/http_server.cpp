@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "server/anthropic_api.h"
 #include "server/errors.h"
 #include "server/health.h"
 #include "server/native_api.h"
@@ -34,15 +35,20 @@ enum class Needs { kNothing, kLoaded, kReady };
 /// A route: the request (path matches, headers), its body, and its arrival time -> a Reply.
 using RouteFn = std::function<Reply(const httplib::Request&, const std::string& body, Clock::time_point)>;
 
-void write_error(httplib::Response& res, const ApiError& e) {
+void write_error(httplib::Response& res, const ApiError& e, ErrorShape shape) {
   res.status = e.status();
-  res.set_content(dump_json(e.to_json()), "application/json");
+  res.set_content(dump_json(error_body(e, shape)), "application/json");
+}
+
+/// The Anthropic routes answer in Anthropic's error shape, unknown paths under them included.
+ErrorShape shape_of_path(const std::string& path) {
+  return path.starts_with("/v1/messages") ? ErrorShape::kAnthropic : ErrorShape::kOpenAi;
 }
 
 /// Sends a Reply through httplib; an event stream is pulled on this connection's thread until it ends or
 /// the client goes away (a failed write, or the socket no longer writable), which destroys the stream and
 /// so aborts its engine requests.
-void send(Reply r, httplib::Response& res) {
+void send(Reply r, httplib::Response& res, ErrorShape shape) {
   res.status = r.status;
   if (!r.stream) {
     res.set_content(r.body, r.content_type);
@@ -50,15 +56,20 @@ void send(Reply r, httplib::Response& res) {
   }
   std::shared_ptr<EventStream> stream(std::move(r.stream));
   res.set_header("Cache-Control", "no-cache");
-  res.set_chunked_content_provider(r.content_type, [stream](size_t, httplib::DataSink& sink) {
+  res.set_chunked_content_provider(r.content_type, [stream, shape](size_t, httplib::DataSink& sink) {
     std::string out;
     bool more = false;
     try {
       more = stream->next(out);
     } catch (const std::exception& e) {
       log::error("stream failed: {}", e.what());
-      out += sse_event(ApiError(500, fmt::format("stream failed: {}", e.what()), "", "internal_error").to_json());
-      out += kSseDone;
+      const ApiError err(500, fmt::format("stream failed: {}", e.what()), "", "internal_error");
+      if (shape == ErrorShape::kAnthropic) {
+        out += sse_event("error", error_body(err, shape));
+      } else {
+        out += sse_event(err.to_json());
+        out += kSseDone;
+      }
       more = false;
     }
     if (!out.empty() && !sink.write(out.data(), out.size())) return false;  // client gone
@@ -103,6 +114,7 @@ void HttpServer::install_routes() {
     std::string method;
     Needs needs;
     RouteFn fn;
+    ErrorShape shape = ErrorShape::kOpenAi;  // the body of its errors
   };
   ServerContext& ctx = ctx_;
   std::vector<Route> routes = {
@@ -112,6 +124,12 @@ void HttpServer::install_routes() {
        [&ctx](const httplib::Request&, const std::string& b, Clock::time_point t) {
          return handle_chat_completions(ctx, b, t);
        }},
+      {"/v1/messages", "POST", Needs::kReady,
+       [&ctx](const httplib::Request&, const std::string& b, Clock::time_point t) { return handle_messages(ctx, b, t); },
+       ErrorShape::kAnthropic},
+      {"/v1/messages/count_tokens", "POST", Needs::kLoaded,
+       [&ctx](const httplib::Request&, const std::string& b, Clock::time_point) { return handle_count_tokens(ctx, b); },
+       ErrorShape::kAnthropic},
       {"/generate", "POST", Needs::kReady,
        [&ctx](const httplib::Request&, const std::string& b, Clock::time_point t) { return handle_generate(ctx, b, t); }},
       {"/v1/models", "GET", Needs::kLoaded,
@@ -133,6 +151,15 @@ void HttpServer::install_routes() {
          return Reply::text(ctx.metrics().render(ctx.loop().snapshot(), ctx.loop().engine().speculative()),
                             "text/plain; version=0.0.4; charset=utf-8");
        }},
+      {"/flush_cache", "POST", Needs::kReady,  // SGLang's: drops every prefix-cache key
+       [&ctx](const httplib::Request&, const std::string&, Clock::time_point) {
+         if (!ctx.loop().engine().prefix_caching())
+           throw ApiError(400, "prefix caching is off (the server runs with --disable-prefix-caching)", "",
+                          "invalid_request_error");
+         if (!ctx.loop().flush_prefix_cache(std::chrono::seconds(30)))
+           throw ApiError(503, "the engine did not get to the flush within 30 s", "", "service_unavailable");
+         return Reply::text("Cache flushed.\n", "text/plain; charset=utf-8");
+       }},
       {"/health", "GET", Needs::kNothing,
        [&ctx](const httplib::Request&, const std::string&, Clock::time_point) {
          if (!ctx.ready()) throw ApiError(503, state_message(ctx.state()), "", "service_unavailable");
@@ -150,9 +177,10 @@ void HttpServer::install_routes() {
 
   // POST bodies are read through a content reader: httplib's own body reading caps form-urlencoded bodies
   // (what `curl -d` sends by default) at 8 KiB; this way only --max-body-bytes applies, to every type.
-  auto boundary = [&ctx](Needs needs, RouteFn fn) {
-    return [&ctx, needs, fn = std::move(fn)](const httplib::Request& req, httplib::Response& res,
-                                             const httplib::ContentReader* reader) {
+  auto boundary = [&ctx](Needs needs, RouteFn fn, ErrorShape shape) {
+    return [&ctx, needs, fn = std::move(fn), shape](const httplib::Request& req, httplib::Response& res,
+                                                    const httplib::ContentReader* reader) {
+      auto write_error = [&res, shape](const ApiError& e) { server::write_error(res, e, shape); };
       const auto arrival = Clock::now();
       std::string body;
       try {
@@ -169,33 +197,35 @@ void HttpServer::install_routes() {
         const ServerState s = ctx.state();
         if ((needs == Needs::kReady && s != ServerState::kReady) || (needs == Needs::kLoaded && s == ServerState::kLoading))
           throw ApiError(503, state_message(s), "", "service_unavailable");
-        send(fn(req, body, arrival), res);
+        send(fn(req, body, arrival), res, shape);
       } catch (const ApiError& e) {
-        write_error(res, e);
+        write_error(e);
       } catch (const std::bad_alloc&) {
         log::error("{} {}: out of memory", req.method, req.path);
-        write_error(res, ApiError(500, "out of memory", "", "internal_error"));
+        write_error(ApiError(500, "out of memory", "", "internal_error"));
       } catch (const std::exception& e) {
         log::error("{} {}: {}", req.method, req.path, e.what());
-        write_error(res, ApiError(500, fmt::format("internal error: {}", e.what()), "", "internal_error"));
+        write_error(ApiError(500, fmt::format("internal error: {}", e.what()), "", "internal_error"));
       } catch (...) {
         log::error("{} {}: unknown exception", req.method, req.path);
-        write_error(res, ApiError(500, "internal error", "", "internal_error"));
+        write_error(ApiError(500, "internal error", "", "internal_error"));
       }
     };
   };
-  auto not_allowed = [](std::string allow) {
-    return [allow = std::move(allow)](const httplib::Request& req, httplib::Response& res,
-                                      const httplib::ContentReader* reader) {
+  auto not_allowed = [](std::string allow, ErrorShape shape) {
+    return [allow = std::move(allow), shape](const httplib::Request& req, httplib::Response& res,
+                                             const httplib::ContentReader* reader) {
       if (reader) (*reader)([](const char*, size_t) { return true; });  // drain, so keep-alive stays usable
       res.set_header("Allow", allow);
-      write_error(res, ApiError(405, fmt::format("method {} is not allowed on {}; use {}", req.method, req.path, allow),
-                                "", "method_not_allowed"));
+      write_error(res,
+                  ApiError(405, fmt::format("method {} is not allowed on {}; use {}", req.method, req.path, allow),
+                           "", "method_not_allowed"),
+                  shape);
     };
   };
   for (auto& r : routes) {
-    auto h = boundary(r.needs, std::move(r.fn));
-    auto bad = not_allowed(r.method);
+    auto h = boundary(r.needs, std::move(r.fn), r.shape);
+    auto bad = not_allowed(r.method, r.shape);
     const bool get = r.method == "GET";
     auto plain = [](auto f) {
       return httplib::Server::Handler([f](const httplib::Request& q, httplib::Response& s) { f(q, s, nullptr); });
@@ -212,7 +242,7 @@ void HttpServer::install_routes() {
   }
 
   // Statuses httplib produces itself (404 no route, 413 body too large, 400 unreadable request) get the
-  // OpenAI error body too; responses that already carry a body are left alone.
+  // error body of the API the path belongs to too; responses that already carry a body are left alone.
   svr_->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
                                                                    httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
@@ -223,7 +253,8 @@ void HttpServer::install_routes() {
       case 414: msg = "the request URI is too long"; code = "uri_too_long"; break;
       default: msg = fmt::format("HTTP {}", res.status); code = "bad_request"; break;
     }
-    res.set_content(dump_json(error_json(res.status, msg, code)), "application/json");
+    res.set_content(dump_json(error_body(ApiError(res.status, msg, "", code), shape_of_path(req.path))),
+                    "application/json");
     return httplib::Server::HandlerResponse::Handled;
   }));
   svr_->set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
@@ -235,7 +266,7 @@ void HttpServer::install_routes() {
     } catch (...) {
     }
     log::error("{} {}: {}", req.method, req.path, what);
-    write_error(res, ApiError(500, "internal error: " + what, "", "internal_error"));
+    write_error(res, ApiError(500, "internal error: " + what, "", "internal_error"), shape_of_path(req.path));
   });
   svr_->set_logger([](const httplib::Request& req, const httplib::Response& res) {
     log::info("http {} {} status={} remote={}", req.method, req.path, res.status, req.remote_addr);

@@ -1,6 +1,7 @@
 // The HTTP transport: cpp-httplib's thread pool, routes, and the error boundary. A handler converts the
 // request body into a route call and the route's Reply into bytes; every exception stops here and becomes
-// an OpenAI-shaped error, so nothing a client sends can take the process down.
+// an error in the shape of the route's API (OpenAI's, or Anthropic's on /v1/messages*), so nothing a client
+// sends can take the process down.
 //
 // Status rules: unknown route 404, known route with another method 405 (with Allow), body over the limit
 // 413, generation routes 503 while loading or draining, info routes 503 only while loading.

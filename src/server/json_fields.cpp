@@ -9,29 +9,82 @@
 namespace tandem::server {
 
 namespace {
-constexpr int kMaxDepth = 64;  // JSON nesting accepted in a request body
+
+constexpr int kMaxDepth = 64;           // JSON nesting accepted in a request body
+constexpr int kMaxOrderedKeys = 4096;  // keys of one object in an order-keeping parse
+
+// Deep nesting is rejected while parsing: copying, dumping or rendering a million nested arrays recurses
+// once per level and would overflow the handler thread's stack.
+void check_depth(int depth, const std::string& what, const std::string& param) {
+  if (depth > kMaxDepth)
+    throw ApiError(400, fmt::format("{} nests deeper than {} levels", what, kMaxDepth), param, "invalid_json");
+}
+
+// `what` names the text in messages ("the request body"); `param` is the error's param.
+template <class Json, class Callback>
+Json parse_with(const std::string& text, Callback callback, const std::string& what, const std::string& param) {
+  try {
+    return Json::parse(text, callback);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ApiError(400, fmt::format("{} is not valid JSON: {}", what, e.what()), param, "invalid_json");
+  }
+}
+
+nlohmann::ordered_json parse_ordered(const std::string& text, const std::string& what, const std::string& param) {
+  using Event = nlohmann::ordered_json::parse_event_t;
+  std::vector<int> keys;  // per open object, the keys read so far
+  auto guard = [&](int depth, Event event, nlohmann::ordered_json&) {
+    check_depth(depth, what, param);
+    if (event == Event::object_start) keys.push_back(0);
+    if (event == Event::object_end && !keys.empty()) keys.pop_back();
+    if (event == Event::key && !keys.empty() && ++keys.back() > kMaxOrderedKeys)
+      throw ApiError(400, fmt::format("an object in {} has more than {} keys", what, kMaxOrderedKeys), param,
+                     "invalid_json");
+    return true;
+  };
+  return parse_with<nlohmann::ordered_json>(text, guard, what, param);
+}
+
 }  // namespace
 
 nlohmann::json parse_body(const std::string& body) {
-  // Deep nesting is rejected while parsing: copying, dumping or rendering a million nested arrays recurses
-  // once per level and would overflow the handler thread's stack.
-  auto depth_guard = [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
-    if (depth > kMaxDepth)
-      throw ApiError(400, fmt::format("the request body nests deeper than {} levels", kMaxDepth), "", "invalid_json");
+  auto guard = [](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    check_depth(depth, "the request body", "");
     return true;
   };
-  try {
-    return nlohmann::json::parse(body, depth_guard);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()), "", "invalid_json");
-  }
+  return parse_with<nlohmann::json>(body, guard, "the request body", "");
+}
+
+nlohmann::ordered_json parse_body_ordered(const std::string& body) {
+  return parse_ordered(body, "the request body", "");
+}
+
+nlohmann::ordered_json parse_json_field(const std::string& text, const std::string& param) {
+  return parse_ordered(text, "'" + param + "'", param);
+}
+
+const nlohmann::ordered_json* ordered_member(const nlohmann::ordered_json& object, std::string_view key) {
+  if (!object.is_object()) return nullptr;
+  const auto it = object.find(std::string(key));
+  if (it == object.end() || it->is_null()) return nullptr;
+  return &*it;
 }
 
 std::string dump_json(const nlohmann::json& j) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+std::string dump_json(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
 std::string json_type_name(const nlohmann::json& j) {
+  if (j.is_number_integer()) return "integer";
+  if (j.is_number()) return "number";
+  return j.type_name();
+}
+
+std::string json_type_name(const nlohmann::ordered_json& j) {
   if (j.is_number_integer()) return "integer";
   if (j.is_number()) return "number";
   return j.type_name();

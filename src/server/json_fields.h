@@ -16,13 +16,24 @@ namespace tandem::server {
 
 /// Parses a request body; malformed JSON is a 400 naming the parser's position.
 nlohmann::json parse_body(const std::string& body);
+/// The same, keeping every object's keys in the order the client sent them: what reaches a chat template
+/// (messages, tools, chat_template_kwargs) must not be re-sorted. An object with more than 4096 keys is a 400
+/// (an ordered object finds a key by a linear scan, so a huge one would make parsing quadratic).
+nlohmann::ordered_json parse_body_ordered(const std::string& body);
+/// JSON text inside a request (e.g. tool-call arguments sent as a string), parsed like parse_body_ordered; a
+/// failure is a 400 naming `param`.
+nlohmann::ordered_json parse_json_field(const std::string& text, const std::string& param);
+/// The member `key` of an order-keeping body; nullptr when absent or null.
+const nlohmann::ordered_json* ordered_member(const nlohmann::ordered_json& object, std::string_view key);
 
 /// Compact JSON text; invalid UTF-8 (a lone byte of a multi-byte character in a token's text) becomes U+FFFD
 /// instead of throwing.
 std::string dump_json(const nlohmann::json& j);
+std::string dump_json(const nlohmann::ordered_json& j);
 
 /// JSON type name as a client would say it ("string", "integer", "array", ...).
 std::string json_type_name(const nlohmann::json& j);
+std::string json_type_name(const nlohmann::ordered_json& j);
 
 class JsonFields {
  public:

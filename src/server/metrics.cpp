@@ -76,6 +76,13 @@ std::string Metrics::render(const engine::EngineSnapshot& s, bool speculative) c
   family(out, "tandem:kv_cache_usage_perc", "gauge", "Fraction of KV cache blocks in use (1 = full).");
   sample(out, "tandem:kv_cache_usage_perc",
          s.kv_blocks_total > 0 ? static_cast<double>(s.kv_blocks_used) / static_cast<double>(s.kv_blocks_total) : 0.0);
+  family(out, "tandem:prefix_cache_queries_total", "counter",
+         "Prompt tokens looked up in the prefix cache (each admission, re-admissions after preemption included).");
+  sample(out, "tandem:prefix_cache_queries_total", static_cast<double>(c.prefix_cache_query_tokens));
+  family(out, "tandem:prefix_cache_hits_total", "counter", "Of those, tokens found cached (their KV reused).");
+  sample(out, "tandem:prefix_cache_hits_total", static_cast<double>(c.prefix_cache_hit_tokens));
+  family(out, "tandem:prefix_cache_blocks", "gauge", "Unused KV blocks the prefix cache holds (evicted on demand).");
+  sample(out, "tandem:prefix_cache_blocks", static_cast<double>(s.kv_blocks_cached));
   family(out, "tandem:prompt_tokens_total", "counter", "Prefill tokens processed (recomputation included).");
   sample(out, "tandem:prompt_tokens_total", static_cast<double>(c.prompt_tokens));
   family(out, "tandem:generation_tokens_total", "counter", "Tokens generated.");

@@ -11,7 +11,6 @@
 #include "server/logprobs.h"
 #include "server/openai_request.h"
 #include "server/sse.h"
-#include "tokenizer/chat.h"
 
 namespace tandem::server {
 
@@ -129,6 +128,7 @@ NativeRequest parse_generate(const ServerContext& ctx, const nlohmann::json& bod
     if (*v <= 0) bad_request(sp.name("repetition_penalty"), "'sampling_params.repetition_penalty' must be > 0");
     s.repetition_penalty = static_cast<float>(*v);
   }
+  if (const auto bad = s.invalid_param()) bad_request(sp.name(bad->field), bad->reason);  // e.g. 1e39 -> float inf
   if (auto v = sp.integer("sampling_seed")) s.seed = static_cast<uint64_t>(*v);
   if (auto n = sp.integer("n"); n && *n != 1)
     bad_request(sp.name("n"), "sampling_params.n must be 1 here; send the request n times or use /v1/completions",
@@ -182,7 +182,7 @@ nlohmann::json meta_info(const ServerContext& ctx, const Generation& g, int i, c
                       {"finish_reason", finish_reason_json(s)},
                       {"prompt_tokens", s.prompt_tokens},
                       {"completion_tokens", s.tokens.size()},
-                      {"cached_tokens", 0},
+                      {"cached_tokens", s.cached_tokens},
                       {"e2e_latency", std::chrono::duration<double>(Clock::now() - g.arrival()).count()}};
   if (ctx.loop().engine().speculative()) {
     const auto& sp = s.spec;
@@ -259,7 +259,8 @@ Reply handle_generate(ServerContext& ctx, const std::string& body, Clock::time_p
 }
 
 Reply handle_tokenize(ServerContext& ctx, const std::string& body) {
-  const nlohmann::json j = parse_body(body);
+  const nlohmann::ordered_json ordered = parse_body_ordered(body);  // messages and tools reach the template as sent
+  const nlohmann::json j = ordered;
   const JsonFields f(j, "",
                      {"model", "prompt", "messages", "add_special_tokens", "add_generation_prompt",
                       "return_token_strs", "tools", "chat_template_kwargs"});
@@ -272,19 +273,9 @@ Reply handle_tokenize(ServerContext& ctx, const std::string& body) {
       const std::string prompt = *f.string("prompt");
       ids = ctx.tokenizer().encode(prompt, f.boolean("add_special_tokens").value_or(true));
     } else {
-      const nlohmann::json* m = f.raw("messages");
-      if (!m->is_array()) bad_request("messages", "'messages' must be a list", "invalid_type");
-      nlohmann::ordered_json tools;
-      if (const nlohmann::json* t = f.raw("tools")) tools = nlohmann::ordered_json::parse(t->dump());
-      nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
-      if (const nlohmann::json* k = f.raw("chat_template_kwargs")) {
-        if (!k->is_object()) bad_request("chat_template_kwargs", "'chat_template_kwargs' must be an object", "invalid_type");
-        kwargs = nlohmann::ordered_json::parse(k->dump());
-      }
-      const std::string rendered = tokenizer::apply_chat_template(
-          ctx.tokenizer(), nlohmann::ordered_json::parse(m->dump()), tools,
-          f.boolean("add_generation_prompt").value_or(true), kwargs);
-      ids = ctx.tokenizer().encode(rendered, f.boolean("add_special_tokens").value_or(false));
+      // The same prompt as /v1/chat/completions renders for these messages and tools.
+      const ChatPrompt prompt = render_chat_prompt(ctx, ordered, f.boolean("add_generation_prompt").value_or(true));
+      ids = ctx.tokenizer().encode(prompt.text, f.boolean("add_special_tokens").value_or(false));
     }
   } catch (const Error& e) {
     bad_request(has_prompt ? "prompt" : "messages", e.what());

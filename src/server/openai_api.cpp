@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/log.h"
+#include "server/chat_output.h"
 #include "server/errors.h"
 #include "server/generation.h"
 #include "server/logprobs.h"
@@ -19,7 +20,8 @@ nlohmann::json usage_json(int64_t prompt_tokens, const Generation& g) {
   const int64_t completion = g.completion_tokens();
   nlohmann::json u = {{"prompt_tokens", prompt_tokens},
                       {"completion_tokens", completion},
-                      {"total_tokens", prompt_tokens + completion}};
+                      {"total_tokens", prompt_tokens + completion},
+                      {"prompt_tokens_details", {{"cached_tokens", g.cached_prompt_tokens()}}}};
   if (nlohmann::json spec = g.spec_json(); !spec.is_null()) u["spec"] = spec;
   return u;
 }
@@ -175,10 +177,16 @@ nlohmann::json chat_chunk(const ChatShared& c, nlohmann::json choices) {
           {"model", c.model}, {"choices", std::move(choices)}};
 }
 
+/// Seeds the ids of a choice's tool calls: unique per response and choice.
+std::string call_id_seed(const ChatShared& c, int choice) { return c.id + "/" + std::to_string(choice); }
+
 class ChatStream : public EventStream {
  public:
   ChatStream(ServerContext& ctx, std::shared_ptr<ChatShared> c, std::unique_ptr<Generation> g)
-      : ctx_(ctx), c_(std::move(c)), g_(std::move(g)) {}
+      : ctx_(ctx), c_(std::move(c)), g_(std::move(g)) {
+    outputs_.reserve(g_->size());
+    for (int i = 0; i < g_->size(); ++i) outputs_.emplace_back(c_->req.output, call_id_seed(*c_, i));
+  }
 
   ~ChatStream() override { log_finish(*g_, static_cast<int64_t>(c_->req.prompt.size())); }
 
@@ -204,16 +212,22 @@ class ChatStream : public EventStream {
       nlohmann::json lp = nullptr;
       if (c_->req.logprobs && d.token_end > d.token_begin)
         lp = chat_logprobs(ctx_.tokenizer(), std::span(s.logprobs).subspan(d.token_begin, d.token_end - d.token_begin));
-      // Content and finish travel together when both exist; finish_reason appears only on a choice's last chunk.
-      nlohmann::json delta = nlohmann::json::object();
-      if (!d.text.empty()) delta["content"] = d.text;
-      if (delta.empty() && lp.is_null() && !d.finished) continue;
-      nlohmann::json choice = {{"index", d.choice},
-                               {"delta", delta},
-                               {"logprobs", lp},
-                               {"finish_reason", d.finished ? nlohmann::json(s.finish_reason) : nlohmann::json()},
-                               {"stop_reason", d.finished ? stop_reason(s) : nlohmann::json()}};
-      out += event(nlohmann::json::array({choice}));
+      // One chunk per delta of the parsed text (content, reasoning, a call's start, argument fragments); the
+      // tokens' logprobs ride on the first, finish_reason only on a choice's last chunk (an empty delta when the
+      // text ended with nothing new).
+      ChatChoiceOutput& output = outputs_[d.choice];
+      std::vector<nlohmann::json> parts = output.push(d.text, d.finished);
+      if (parts.empty() && (!lp.is_null() || d.finished)) parts.push_back(nlohmann::json::object());
+      for (size_t k = 0; k < parts.size(); ++k) {
+        const bool last = d.finished && k + 1 == parts.size();
+        nlohmann::json choice = {
+            {"index", d.choice},
+            {"delta", std::move(parts[k])},
+            {"logprobs", k == 0 ? lp : nlohmann::json()},
+            {"finish_reason", last ? nlohmann::json(output.finish_reason(s.finish_reason)) : nlohmann::json()},
+            {"stop_reason", last ? stop_reason(s) : nlohmann::json()}};
+        out += event(nlohmann::json::array({choice}));
+      }
     }
     if (!g_->done()) return true;
     if (std::string e = g_->first_error(); !e.empty())
@@ -241,6 +255,7 @@ class ChatStream : public EventStream {
   ServerContext& ctx_;
   std::shared_ptr<ChatShared> c_;
   std::unique_ptr<Generation> g_;
+  std::vector<ChatChoiceOutput> outputs_;  // per choice
   bool opened_ = false;
   bool ended_ = false;
 };
@@ -249,7 +264,7 @@ class ChatStream : public EventStream {
 
 Reply handle_chat_completions(ServerContext& ctx, const std::string& body, Clock::time_point arrival) {
   auto c = std::make_shared<ChatShared>();
-  c->req = parse_chat_request(ctx, parse_body(body));
+  c->req = parse_chat_request(ctx, parse_body_ordered(body));
   c->id = ctx.new_id("chatcmpl-");
   c->model = ctx.options().served_model_name;
   c->created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -265,10 +280,12 @@ Reply handle_chat_completions(ServerContext& ctx, const std::string& body, Clock
   nlohmann::json choices = nlohmann::json::array();
   for (int i = 0; i < g->size(); ++i) {
     const ChoiceState& s = g->choice(i);
+    ChatChoiceOutput output(c->req.output, call_id_seed(*c, i));  // the stream's parse, in one piece
+    (void)output.push(s.text, /*last=*/true);
     choices.push_back({{"index", i},
-                       {"message", {{"role", "assistant"}, {"content", s.text}}},
+                       {"message", output.message()},
                        {"logprobs", c->req.logprobs ? chat_logprobs(ctx.tokenizer(), s.logprobs) : nlohmann::json()},
-                       {"finish_reason", s.finish_reason},
+                       {"finish_reason", output.finish_reason(s.finish_reason)},
                        {"stop_reason", stop_reason(s)}});
   }
   nlohmann::json j = {{"id", c->id},       {"object", "chat.completion"}, {"created", c->created},

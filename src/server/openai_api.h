@@ -4,6 +4,10 @@
 // {verify_steps, draft_tokens, accepted_tokens, mean_accept_length} summed over the request's choices;
 // mean_accept_length = completion tokens / verify steps (SGLang's spec_accept_length). Choices carry
 // vLLM's `stop_reason` (the matched stop string or stop token id, else null).
+//
+// Chat choices are parsed (chat_output.h): `message.reasoning_content` and `message.tool_calls` (and their stream
+// deltas) with the server's output parsers (output_parsers.h); finish_reason "tool_calls" for a choice that
+// stopped after calling tools.
 #pragma once
 
 #include <string>

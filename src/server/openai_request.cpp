@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "parsers/reasoning_parser.h"
+#include "server/chat_messages.h"
 #include "server/errors.h"
 #include "tokenizer/chat.h"
 
@@ -46,6 +48,7 @@ void read_sampling(const ServerContext& ctx, const JsonFields& f, engine::Genera
     if (*v <= 0) bad_request(f.name("repetition_penalty"), fmt::format("'repetition_penalty' must be > 0, got {}", *v));
     s.repetition_penalty = static_cast<float>(*v);
   }
+  if (const auto bad = s.invalid_param()) bad_request(f.name(bad->field), bad->reason);  // e.g. 1e39 -> float inf
   t.stop = f.string_or_list("stop");
   if (static_cast<int>(t.stop.size()) > kMaxStops)
     bad_request(f.name("stop"), fmt::format("at most {} stop strings are allowed, got {}", kMaxStops, t.stop.size()));
@@ -234,70 +237,52 @@ CompletionRequest parse_completion_request(const ServerContext& ctx, const nlohm
   return req;
 }
 
-namespace {
-
-/// Messages as the chat template expects them: content parts flattened to text, everything else as sent.
-nlohmann::ordered_json template_messages(const nlohmann::json& messages) {
-  if (!messages.is_array())
-    bad_request("messages", fmt::format("'messages' must be a list, got {}", json_type_name(messages)),
-                "invalid_type");
-  if (messages.empty()) bad_request("messages", "'messages' must not be empty");
-  nlohmann::ordered_json out = nlohmann::ordered_json::array();
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const auto& m = messages[i];
-    const std::string where = fmt::format("messages[{}]", i);
-    if (!m.is_object()) bad_request(where, fmt::format("'{}' must be an object, got {}", where, json_type_name(m)),
-                                    "invalid_type");
-    const auto role = m.find("role");
-    if (role == m.end() || !role->is_string())
-      bad_request(where + ".role", fmt::format("'{}.role' is required and must be a string", where));
-    const std::string r = role->get<std::string>();
-    if (r != "system" && r != "user" && r != "assistant" && r != "tool" && r != "developer")
-      bad_request(where + ".role",
-                  fmt::format("'{}.role' must be one of system, developer, user, assistant, tool; got '{}'", where, r));
-    nlohmann::ordered_json msg = nlohmann::ordered_json::object();
-    for (const auto& [k, v] : m.items()) {
-      if (k != "content") {
-        msg[k] = v;
-        continue;
-      }
-      if (v.is_string() || v.is_null()) {
-        msg[k] = v;
-      } else if (v.is_array()) {
-        std::string text;
-        for (size_t j = 0; j < v.size(); ++j) {
-          const auto& part = v[j];
-          const std::string pw = fmt::format("{}.content[{}]", where, j);
-          if (!part.is_object() || !part.contains("type") || !part["type"].is_string())
-            bad_request(pw, fmt::format("'{}' must be an object with a 'type'", pw));
-          if (part["type"] != "text")
-            bad_request(pw + ".type",
-                        fmt::format("content part type '{}' is not supported (text only)",
-                                    part["type"].get<std::string>()),
-                        "unsupported");
-          if (!part.contains("text") || !part["text"].is_string())
-            bad_request(pw + ".text", fmt::format("'{}.text' must be a string", pw), "invalid_type");
-          text += part["text"].get<std::string>();
-        }
-        msg[k] = text;
-      } else {
-        bad_request(where + ".content",
-                    fmt::format("'{}.content' must be a string or a list of content parts, got {}", where,
-                                json_type_name(v)),
-                    "invalid_type");
-      }
-    }
-    if (!msg.contains("content") && r != "assistant")
-      bad_request(where + ".content", fmt::format("'{}.content' is required", where), "missing_required_parameter");
-    out.push_back(std::move(msg));
-  }
-  return out;
+ChatPrompt render_chat_prompt(const ServerContext& ctx, const nlohmann::ordered_json& body,
+                              bool add_generation_prompt) {
+  return render_chat_prompt(ctx.tokenizer(), body, add_generation_prompt);
 }
 
-}  // namespace
+ChatPrompt render_chat_prompt(const tokenizer::Tokenizer& tok, const nlohmann::ordered_json& body,
+                              bool add_generation_prompt) {
+  const nlohmann::ordered_json* msgs = ordered_member(body, "messages");
+  if (!msgs) bad_request("messages", "'messages' is required", "missing_required_parameter");
+  const nlohmann::ordered_json messages = template_messages(*msgs);
+  ChatPrompt p;
+  p.tools = read_chat_tools(ordered_member(body, "tools"), ordered_member(body, "tool_choice"));
+  nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
+  if (const nlohmann::ordered_json* k = ordered_member(body, "chat_template_kwargs")) {
+    if (!k->is_object())
+      bad_request("chat_template_kwargs", "'chat_template_kwargs' must be an object", "invalid_type");
+    kwargs = *k;
+  }
+  try {
+    p.text = tokenizer::apply_chat_template(tok, messages, p.tools.tools, add_generation_prompt, kwargs);
+  } catch (const Error& e) {
+    bad_request("messages", fmt::format("the chat template failed: {}", e.what()));
+  }
+  return p;
+}
 
-ChatRequest parse_chat_request(const ServerContext& ctx, const nlohmann::json& body) {
-  const JsonFields f(body, "",
+ChatInput chat_input(const ServerContext& ctx, const ChatPrompt& prompt, const std::string& param) {
+  const OutputParsers& chosen = ctx.output_parsers();
+  ChatInput in;
+  in.output = {.tool_parser = prompt.tools.parse_calls ? chosen.tool_parser : "",
+               .reasoning_parser = chosen.reasoning_parser,
+               .starts_in_reasoning = parsers::prompt_opens_reasoning(prompt.text),
+               .schemas = prompt.tools.schemas};
+  in.prompt = encode(ctx, prompt.text, /*add_special=*/false, param);
+  check_prompt_ids(ctx, in.prompt, param);
+  return in;
+}
+
+void keep_parser_tags(const ServerContext& ctx, const ChatOutputOptions& output, TextOptions& text) {
+  const bool parsed = !output.tool_parser.empty() || !output.reasoning_parser.empty();
+  if (parsed && ctx.output_parsers().keep_special_tokens) text.skip_special_tokens = false;
+}
+
+ChatRequest parse_chat_request(const ServerContext& ctx, const nlohmann::ordered_json& body) {
+  const nlohmann::json sorted = body;  // for the typed field getters; the template gets `body`'s order
+  const JsonFields f(sorted, "",
                      {"model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p", "n",
                       "stream", "stream_options", "logprobs", "top_logprobs", "stop", "presence_penalty",
                       "frequency_penalty", "logit_bias", "user", "seed", "tools", "tool_choice",
@@ -306,41 +291,15 @@ ChatRequest parse_chat_request(const ServerContext& ctx, const nlohmann::json& b
                       "add_generation_prompt", "chat_template_kwargs", "speculative"});
   check_model_name(ctx, f);
   ChatRequest req;
-  const nlohmann::json* msgs = f.raw("messages");
-  if (!msgs) bad_request("messages", "'messages' is required", "missing_required_parameter");
-  const nlohmann::ordered_json messages = template_messages(*msgs);
-
-  nlohmann::ordered_json tools;  // null: none
-  if (const nlohmann::json* t = f.raw("tools")) {
-    if (!t->is_array()) bad_request("tools", fmt::format("'tools' must be a list, got {}", json_type_name(*t)),
-                                    "invalid_type");
-    tools = nlohmann::ordered_json::parse(t->dump());
-  }
-  if (const nlohmann::json* tc = f.raw("tool_choice")) {
-    if (tc->is_string() && *tc == "none") tools = nullptr;  // the model must not see tools it may not call
-    else if (!(tc->is_string() && *tc == "auto"))
-      bad_request("tool_choice", "only tool_choice 'auto' or 'none' is supported (forcing a call needs "
-                                 "constrained decoding)", "unsupported");
-  }
+  (void)f.boolean("parallel_tool_calls");  // type-checked; not enforced (see the header)
   if (const nlohmann::json* rf = f.raw("response_format")) {
     if (!rf->is_object() || !rf->contains("type") || (*rf)["type"] != "text")
       bad_request("response_format", "only response_format {\"type\": \"text\"} is supported", "unsupported");
   }
-  nlohmann::ordered_json kwargs = nlohmann::ordered_json::object();
-  if (const nlohmann::json* k = f.raw("chat_template_kwargs")) {
-    if (!k->is_object()) bad_request("chat_template_kwargs", "'chat_template_kwargs' must be an object",
-                                     "invalid_type");
-    kwargs = nlohmann::ordered_json::parse(k->dump());
-  }
-  const bool add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);
-  std::string rendered;
-  try {
-    rendered = tokenizer::apply_chat_template(ctx.tokenizer(), messages, tools, add_generation_prompt, kwargs);
-  } catch (const Error& e) {
-    bad_request("messages", fmt::format("the chat template failed: {}", e.what()));
-  }
-  req.prompt = encode(ctx, rendered, /*add_special=*/false, "messages");
-  check_prompt_ids(ctx, req.prompt, "messages");
+  const ChatPrompt prompt = render_chat_prompt(ctx, body, f.boolean("add_generation_prompt").value_or(true));
+  ChatInput input = chat_input(ctx, prompt, "messages");
+  req.prompt = std::move(input.prompt);
+  req.output = std::move(input.output);
 
   req.n = read_n(f);
   req.logprobs = f.boolean("logprobs").value_or(false);
@@ -355,6 +314,7 @@ ChatRequest parse_chat_request(const ServerContext& ctx, const nlohmann::json& b
   engine::GenerateRequest base;
   TextOptions text;
   read_sampling(ctx, f, base, text);
+  keep_parser_tags(ctx, req.output, text);
   base.top_logprobs = req.logprobs ? req.top_logprobs : -1;
   const bool has_mct = f.raw("max_completion_tokens") != nullptr;
   const auto requested = has_mct ? f.integer("max_completion_tokens") : f.integer("max_tokens");

@@ -1,7 +1,7 @@
-// What every route handler shares: the served model, its tokenizer, the engine loop, metrics, the server's
-// lifecycle state, and the count of HTTP generations in flight (for draining on SIGTERM).
+// What every route handler shares: the served model, its tokenizer, the engine loop, the output parsers, metrics,
+// the server's lifecycle state, and the count of HTTP generations in flight (for draining on SIGTERM).
 //
-// Threading: model / tokenizer / loop are set once by the loader before `state` becomes kReady (release
+// Threading: model / tokenizer / loop / output parsers are set once by the loader before `state` becomes kReady (release
 // store) and only read afterwards (acquire load in ready()); nothing else mutates them while serving.
 #pragma once
 
@@ -18,6 +18,7 @@
 #include "models/loaded_model.h"
 #include "server/engine_loop.h"
 #include "server/metrics.h"
+#include "server/output_parsers.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tandem::server {
@@ -52,6 +53,9 @@ class ServerContext {
   const tokenizer::Tokenizer& tokenizer() const { return *tokenizer_; }
   EngineLoop& loop() const { return *loop_; }  // the loop is thread-safe; const here means "read-only context"
   const nlohmann::ordered_json& server_args() const { return server_args_; }
+  /// The tool-call and reasoning parsers of chat completions (none until set). Call before set_state(kReady).
+  void set_output_parsers(OutputParsers parsers) { output_parsers_ = std::move(parsers); }
+  const OutputParsers& output_parsers() const { return output_parsers_; }
   const std::vector<int32_t>& eos_token_ids() const { return eos_ids_; }
   int64_t max_model_len() const { return loop_->engine().max_model_len(); }
   int64_t created() const { return created_; }
@@ -74,6 +78,7 @@ class ServerContext {
   std::shared_ptr<const tokenizer::Tokenizer> tokenizer_;
   EngineLoop* loop_ = nullptr;
   nlohmann::ordered_json server_args_;
+  OutputParsers output_parsers_;
   std::vector<int32_t> eos_ids_;
   int64_t created_ = 0;
 

@@ -11,6 +11,15 @@ std::string sse_event(const nlohmann::json& j) {
   return s;
 }
 
+std::string sse_event(std::string_view name, const nlohmann::ordered_json& j) {
+  std::string s = "event: ";
+  s += name;
+  s += "\ndata: ";
+  s += dump_json(j);
+  s += "\n\n";
+  return s;
+}
+
 std::vector<std::string> SseParser::push(std::string_view bytes) {
   buf_.append(bytes);
   std::vector<std::string> events;

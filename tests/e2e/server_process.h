@@ -240,13 +240,15 @@ struct StreamResult {
   std::vector<std::string> events;
   bool cancelled = false;
 };
-inline StreamResult post_stream(httplib::Client& c, const std::string& path, const Json& body, int stop_after = 0) {
+/// `body` is sent as is (a body whose key order matters is built as ordered_json and dumped).
+inline StreamResult post_stream_text(httplib::Client& c, const std::string& path, const std::string& body,
+                                     int stop_after = 0) {
   StreamResult out;
   server::SseParser parser;
   httplib::Request req;
   req.method = "POST";
   req.path = path;
-  req.body = body.dump();
+  req.body = body;
   req.set_header("Content-Type", "application/json");
   req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
     out.raw.append(data, n);
@@ -262,6 +264,9 @@ inline StreamResult post_stream(httplib::Client& c, const std::string& path, con
   else if (out.cancelled) out.status = 200;
   if (r && r->status != 200 && out.raw.empty()) out.raw = r->body;
   return out;
+}
+inline StreamResult post_stream(httplib::Client& c, const std::string& path, const Json& body, int stop_after = 0) {
+  return post_stream_text(c, path, body.dump(), stop_after);
 }
 
 /// Asserts the OpenAI error shape and status; returns the error object.

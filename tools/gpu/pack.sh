@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
 TESTS="backend_ops_test glm4_moe_golden_test spec_decode_test seeded_identity_test batch_invariance_test
-       trained_acceptance_test server_api_test dummy_load_test row_split_test"
+       trained_acceptance_test server_api_test dummy_load_test row_split_test prefix_cache_engine_test
+       prefix_cache_server_test"
 stage=$(mktemp -d)
 mkdir -p "$stage/bin" "$stage/lib" "$stage/lib-fallback"
 for b in tandem $TESTS; do

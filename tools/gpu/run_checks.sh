@@ -2,7 +2,8 @@
 # The GPU check of issue 14, in one device call: the CUDA backend-ops table, the golden / exactness /
 # batch-invariance / server tests on --device cuda, then benchmarks; logs and JSON results go to $OUT.
 # Binaries come from gpu-carry/tandem-gpu.tar.xz (tools/gpu/pack.sh, built on the development machine).
-# Usage (device tool): bash tools/gpu/run_checks.sh [tests|bench|all]   (default all)
+# Usage (device tool): bash tools/gpu/run_checks.sh [tests|bench|all|none]   (default all; ONLY="a_test b_test"
+# runs just those test binaries first)
 set -uo pipefail
 ROOT=$(pwd)
 OUT=${OUT:-/tmp/tandem-gpu-out}
@@ -45,8 +46,14 @@ run_test() {  # name [gtest args...]
   fi
 }
 
+if [ -n "${ONLY:-}" ]; then  # ONLY="test_binary ...": just these, on cuda
+  for t in $ONLY; do run_test $t; done
+  echo "== test binaries failing: $fails"
+fi
+
 if [ "$MODE" = tests ] || [ "$MODE" = all ]; then
   run_test backend_ops_test --gtest_filter=*cuda*
+  run_test prefix_cache_engine_test
   run_test glm4_moe_golden_test
   run_test spec_decode_test --gtest_filter=-SpecSampling.*
   run_test trained_acceptance_test
@@ -56,6 +63,7 @@ if [ "$MODE" = tests ] || [ "$MODE" = all ]; then
     run_test seeded_identity_test
     run_test batch_invariance_test
     run_test server_api_test
+    run_test prefix_cache_server_test
   fi
   echo "== test binaries failing: $fails"
 fi

@@ -1,0 +1,66 @@
+#include "bench_http.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace tandem::app {
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const double rank = p / 100.0 * static_cast<double>(v.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(rank)), hi = static_cast<size_t>(std::ceil(rank));
+  return v[lo] + (v[hi] - v[lo]) * (rank - static_cast<double>(lo));
+}
+
+double mean(const std::vector<double>& v) {
+  if (v.empty()) return 0.0;
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+std::string base_of(const std::string& url) {
+  std::string u = url;
+  while (!u.empty() && u.back() == '/') u.pop_back();
+  if (u.size() >= 3 && u.substr(u.size() - 3) == "/v1") u.resize(u.size() - 3);
+  if (u.rfind("http://", 0) != 0) fail("--url must start with http:// (got '{}')", url);
+  return u;
+}
+
+nlohmann::json get_json(httplib::Client& cli, const std::string& path) {
+  auto r = cli.Get(path);
+  if (!r) fail("GET {} failed: {}", path, httplib::to_string(r.error()));
+  if (r->status != 200) fail("GET {} returned {}: {}", path, r->status, r->body);
+  try {
+    return nlohmann::json::parse(r->body);
+  } catch (const std::exception& e) {
+    fail("GET {} returned invalid JSON: {}", path, e.what());
+  }
+}
+
+std::map<std::string, double> metric_samples(httplib::Client& cli, const std::string& prefix) {
+  std::map<std::string, double> out;
+  auto r = cli.Get("/metrics");
+  if (!r || r->status != 200) return out;
+  size_t pos = 0;
+  const std::string& b = r->body;
+  while (pos < b.size()) {
+    size_t nl = b.find('\n', pos);
+    if (nl == std::string::npos) nl = b.size();
+    const std::string line = b.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.rfind(prefix, 0) != 0) continue;
+    const size_t sp = line.rfind(' ');
+    if (sp == std::string::npos || sp < prefix.size()) continue;
+    try {
+      out[line.substr(prefix.size(), sp - prefix.size())] = std::stod(line.substr(sp + 1));
+    } catch (const std::exception&) {
+    }
+  }
+  return out;
+}
+
+}  // namespace tandem::app
