@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_text.h"
 #include "core/log.h"
 
 namespace tandem::loader {
@@ -18,11 +19,29 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   if (!in) fail("cannot read {}", path.string());
   std::stringstream ss;
   ss << in.rdbuf();
-  try {
-    return nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    fail("{} is not valid JSON: {}", path.string(), e.what());
+  return parse_json_text<nlohmann::json>(ss.str(), path.string());
+}
+
+// A safetensors file named by the index, confined to the checkpoint folder by name: an index (text anyone can
+// write) naming "../../etc/shadow" or "/etc/shadow" would otherwise open any file the server can read and echo its
+// bytes in header errors. A file the folder itself holds may be a symlink to anywhere (the Hugging Face hub cache
+// links snapshots into blobs; a variant of a checkpoint with an edited config.json is a folder of links): whoever
+// can place a link in the folder chose that file already. Returns the path to open.
+std::filesystem::path confined_file(const std::filesystem::path& dir, const std::string& name,
+                                    const std::string& named_by) {
+  namespace fs = std::filesystem;
+  const fs::path rel(name);
+  if (name.empty() || name.find('\0') != std::string::npos)
+    fail("{} names file '{}', which is not a file name", named_by, name);
+  if (rel.has_root_path())
+    fail("{} names file '{}', an absolute path; files must lie inside the checkpoint folder {}", named_by,
+         name, dir.string());
+  for (const fs::path& part : rel) {
+    if (part == "..")
+      fail("{} names file '{}', which climbs out with '..'; files must lie inside the checkpoint folder {}",
+           named_by, name, dir.string());
   }
+  return dir / rel;  // opened by its name in the folder, so messages and TensorInfo::file keep that name
 }
 
 }  // namespace
@@ -87,7 +106,8 @@ void Checkpoint::open_weights() {
     }
     for (const auto& [tensor, file] : weight_map) {
       if (files_.contains(file)) continue;
-      if (!std::filesystem::is_regular_file(dir_ / file, ec))
+      const std::string named_by = fmt::format("{}: weight_map[\"{}\"]", index_path.string(), tensor);
+      if (!std::filesystem::is_regular_file(confined_file(dir_, file, named_by), ec))
         fail("{} maps tensor '{}' to {}, which does not exist in {}", index_path.string(), tensor, file,
              dir_.string());
       add_file(file);
@@ -96,6 +116,9 @@ void Checkpoint::open_weights() {
     fail("{} has neither {} nor any *.safetensors file", dir_.string(), kIndexName);
   }
   // Scan every other shard too: exports have shipped tensors (GLM's MTP layer) in files the index omits.
+  // These are names the folder itself holds (a symlink placed there is followed: symlink farms of a
+  // checkpoint with an edited config.json are a common way to make a variant); only the index's free-text
+  // paths are confined.
   for (const auto& name : on_disk) add_file(name);
 
   for (const auto& [file_name, file] : files_) {

@@ -34,7 +34,11 @@ class Checkpoint {
  public:
   /// Throws tandem::Error when config.json is missing or invalid, config_overrides is neither null nor an
   /// object, a file the index references is missing, a tensor the index places in a file is not there, or one
-  /// tensor name appears in two files.
+  /// tensor name appears in two files. Every JSON file is parsed with a nesting limit (core/json_text.h). A
+  /// file the index names must lie inside `dir`: an absolute path, a path with "..", or a symlink whose
+  /// target is outside `dir` is an error naming the index entry and the path (exception: in a Hugging Face
+  /// hub cache snapshot, <repo>/snapshots/<rev>, links into <repo>/blobs are followed). *.safetensors files
+  /// found in `dir` itself are opened as they are, symlinks included.
   static std::unique_ptr<Checkpoint> open(const std::filesystem::path& dir,
                                           const CheckpointOptions& options = {});
 

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_text.h"
 
 namespace tandem::loader {
 
@@ -146,12 +147,7 @@ void SafetensorsFile::parse() {
          header_len, size_ - 8);
 
   const std::string_view text(reinterpret_cast<const char*>(base + 8), static_cast<size_t>(header_len));
-  json header;
-  try {
-    header = json::parse(text);
-  } catch (const json::exception& e) {
-    fail("{}: header is not valid JSON: {}", file, e.what());
-  }
+  const json header = parse_json_text<json>(text, file + ": header");
   if (!header.is_object()) fail("{}: header is not a JSON object", file);
 
   const uint8_t* data_begin = base + 8 + header_len;

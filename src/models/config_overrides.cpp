@@ -1,6 +1,7 @@
 #include "models/config_overrides.h"
 
 #include "core/error.h"
+#include "core/json_text.h"
 
 namespace tandem::models {
 
@@ -13,12 +14,7 @@ constexpr const char* kOtherReaders[] = {"quantization_config", "dtype", "torch_
 
 nlohmann::json parse_config_overrides(const std::string& text) {
   if (text.empty()) return nullptr;
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    fail("--json-model-override-args is not valid JSON ({}): {}", e.what(), text);
-  }
+  const nlohmann::json j = parse_json_text<nlohmann::json>(text, "--json-model-override-args");
   if (!j.is_object())
     fail("--json-model-override-args must be a JSON object such as '{{\"num_hidden_layers\": 8}}', got {}",
          text);

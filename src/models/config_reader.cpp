@@ -7,11 +7,11 @@ std::vector<int32_t> ConfigReader::int_list(const std::string& key) const {
   if (!has(key)) return out;
   const auto& v = j_.at(key);
   if (v.is_number_integer()) {
-    out.push_back(v.get<int32_t>());
+    out.push_back(convert<int32_t>(key, v));
   } else if (v.is_array()) {
     for (const auto& e : v) {
       if (!e.is_number_integer()) fail("{}: '{}' must hold integers, got {}", where_, key, v.dump());
-      out.push_back(e.get<int32_t>());
+      out.push_back(convert<int32_t>(key, e));
     }
   } else {
     fail("{}: '{}' must be an integer or a list of integers, got {}", where_, key, v.dump());

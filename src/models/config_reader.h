@@ -4,6 +4,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <limits>
 #include <optional>
 #include <set>
 #include <string>
@@ -41,7 +43,21 @@ class ConfigReader {
   /// Fails unless the key is absent, null, or equal to one of `allowed` (string values).
   void require_one_of(const std::string& key, std::initializer_list<const char*> allowed) const;
 
+  /// Returns v when lo <= v <= hi (lo < v with lo_open), else fails naming where(), the key, the range and v:
+  /// "config.json: 'rms_norm_eps' must be in (0, 1), got -1". For values already read (or derived) from
+  /// `key`.
+  template <typename T>
+  T check_range(const std::string& key, T v, T lo, T hi, bool lo_open = false, bool hi_open = false) const {
+    const bool ok = (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);  // false for NaN
+    if (!ok)
+      fail("{}: '{}' must be in {}{}, {}{}, got {}", where_, key, lo_open ? '(' : '[', lo, hi,
+           hi_open ? ')' : ']', v);
+    return v;
+  }
+
  private:
+  // Integers are range-checked before narrowing (4294967300 must not become 4 in an int) and floats must be
+  // finite in T: a value the field's type cannot hold is an error, never a wrapped or infinite one.
   template <typename T>
   T convert(const std::string& key, const nlohmann::json& v) const {
     if constexpr (std::is_same_v<T, bool>) {
@@ -49,10 +65,22 @@ class ConfigReader {
       return v.get<bool>();
     } else if constexpr (std::is_integral_v<T>) {
       if (!v.is_number_integer()) fail("{}: '{}' must be an integer, got {}", where_, key, v.dump());
+      const bool fits = v.is_number_unsigned()
+                            ? v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<T>::max())
+                            : v.get<int64_t>() >= static_cast<int64_t>(std::numeric_limits<T>::min()) &&
+                                  (std::is_unsigned_v<T> ||
+                                   v.get<int64_t>() <= static_cast<int64_t>(std::numeric_limits<T>::max()));
+      if (!fits)
+        fail("{}: '{}' = {} is out of range (a {}-bit {} integer)", where_, key, v.dump(), 8 * sizeof(T),
+             std::is_signed_v<T> ? "signed" : "unsigned");
       return v.get<T>();
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!v.is_number()) fail("{}: '{}' must be a number, got {}", where_, key, v.dump());
-      return v.get<T>();
+      const double d = v.get<double>();
+      if (!std::isfinite(d) || std::abs(d) > static_cast<double>(std::numeric_limits<T>::max()))
+        fail("{}: '{}' = {} is out of range (not a finite {}-bit float)", where_, key, v.dump(),
+             8 * sizeof(T));
+      return static_cast<T>(d);
     } else {
       if (!v.is_string()) fail("{}: '{}' must be a string, got {}", where_, key, v.dump());
       return v.get<std::string>();

@@ -3,9 +3,12 @@
 #include <nlohmann/json.hpp>
 
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <set>
 
+#include "core/error.h"
+#include "core/json_text.h"
 #include "loader/checkpoint.h"
 #include "loader/quant_config.h"
 #include "loader/safetensors_writer.h"
@@ -93,8 +96,11 @@ QuantizeReport quantize_checkpoint(const fs::path& in, const fs::path& out, cons
   std::ofstream(out / "config.json") << config.dump(2) << "\n";
   const fs::path index = in / "model.safetensors.index.json";
   if (fs::exists(index)) {
-    std::ifstream f(index);
-    nlohmann::json idx = nlohmann::json::parse(f);
+    std::ifstream f(index, std::ios::binary);
+    const std::string text{std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+    nlohmann::json idx = parse_json_text<nlohmann::json>(text, index.string());
+    if (!idx.is_object() || !idx.contains("weight_map") || !idx["weight_map"].is_object())
+      fail("{}: expected an object with a \"weight_map\" object", index.string());
     nlohmann::json wm = nlohmann::json::object();
     // Keep the index's view of the world: tensors it did not list (e.g. an mtp.safetensors) stay unlisted.
     for (const auto& [name, file] : weight_map) {

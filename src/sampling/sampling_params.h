@@ -3,8 +3,15 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
 namespace tandem::sampling {
+
+/// A parameter a request may not carry: the field's name (OpenAI's spelling) and why.
+struct InvalidParam {
+  std::string field;
+  std::string reason;
+};
 
 struct SamplingParams {
   float temperature = 1.0f;  // 0 = greedy
@@ -20,6 +27,12 @@ struct SamplingParams {
   bool has_penalties() const {
     return presence_penalty != 0.0f || frequency_penalty != 0.0f || repetition_penalty != 1.0f;
   }
+
+  /// The first field outside its range, or nullopt. Checked on the values as stored (float), so a request
+  /// value that is finite as a double but not as a float (temperature 1e39) is refused too: temperature
+  /// finite >= 0, top_p finite in (0, 1], top_k >= -1, min_p in [0, 1], presence / frequency penalty in
+  /// [-2, 2] (OpenAI's range), repetition_penalty finite > 0. Request parsers turn it into a 400.
+  std::optional<InvalidParam> invalid_param() const;
 };
 
 }  // namespace tandem::sampling

@@ -192,6 +192,7 @@ Value get_slice(const Value& obj, const Value& start, const Value& stop, const V
       r->range_start = s.range_start + bounds.start * s.range_step;
       r->range_stop = s.range_start + bounds.stop * s.range_step;
       r->range_step = s.range_step * bounds.step;
+      r->bytes = r->items.size() * 16;  // held_bytes, as range() sets it
       return Value(std::shared_ptr<const Sequence>(std::move(r)));
     }
   }

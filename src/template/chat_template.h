@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "template/limits.h"
 
 namespace tandem::tmpl {
 
@@ -40,26 +41,31 @@ class TemplateError : public tandem::Error {
 class ChatTemplate {
  public:
   /// Parses once. Syntax errors, unknown tags and (outside if-branches) unknown filters/tests throw
-  /// TemplateError with "line L, column C" and what was expected.
-  static ChatTemplate parse(std::string source);
+  /// TemplateError with "line L, column C" and what was expected; so does syntax nested deeper than
+  /// limits.max_nesting. `limits` also bound every render of this template (template/limits.h).
+  static ChatTemplate parse(std::string source, const TemplateLimits& limits = {});
 
   /// Renders with `context` (a JSON object) as the template's global variables: messages, tools,
   /// add_generation_prompt, enable_thinking, bos_token, ... Object key order is significant (tojson and
   /// dict iteration preserve it), hence ordered_json. Runtime errors — raise_exception, undefined
   /// attribute use, type errors — throw TemplateError with the template position; raise_exception's
-  /// message is kept verbatim in message().
+  /// message is kept verbatim in message(). A render that reaches one of the TemplateLimits (steps, output
+  /// or string size, call or evaluation depth, nesting of built values or of `context`) stops with a
+  /// TemplateError of kind "RenderLimitError" naming the limit.
   std::string render(const nlohmann::ordered_json& context) const;
 
   /// Convenience overload: nlohmann::json sorts object keys, so dict order is alphabetical here.
   std::string render(const nlohmann::json& context) const;
 
   const std::string& source() const { return source_; }
+  const TemplateLimits& limits() const { return limits_; }
 
  private:
-  ChatTemplate(std::string source, std::shared_ptr<const TemplateAst> ast);
+  ChatTemplate(std::string source, std::shared_ptr<const TemplateAst> ast, const TemplateLimits& limits);
 
   std::string source_;
   std::shared_ptr<const TemplateAst> ast_;
+  TemplateLimits limits_;
 };
 
 }  // namespace tandem::tmpl

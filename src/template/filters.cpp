@@ -206,7 +206,8 @@ std::optional<int64_t> parse_py_int(const std::string& text, int64_t base) {
   return negative ? -value : value;
 }
 
-std::string indent_text(const Value& v, const Value& width, bool first, bool blank) {
+std::string indent_text(const Value& v, const Value& width, bool first, bool blank,
+                        const TemplateLimits& limits) {
   if (!v.is_string()) {
     if (v.is_undefined()) fail_undefined(v.as_undefined());
     // `s += "\n"` extends a list in place, then .splitlines() is missing.
@@ -219,11 +220,15 @@ std::string indent_text(const Value& v, const Value& width, bool first, bool bla
   if (width.is_string()) {
     indention = width.as_str();
   } else if (width.is_integral()) {
+    check_built_size(width.as_integral(), 1, limits, "an indent width");
     for (int64_t i = 0; i < width.as_integral(); ++i) indention.push_back(' ');
   } else {
     throw_error("TypeError", "can't multiply sequence by non-int of type '{}'", width.type_name());
   }
   const std::vector<std::string> lines = py::splitlines(v.as_str() + "\n", false);
+  // Every line gets the indent: refuse before building when lines x indent alone passes the limit.
+  if (!indention.empty())
+    check_built_size(static_cast<int64_t>(lines.size()), indention.size(), limits, "the indented string");
   std::string rv;
   if (blank) {
     for (size_t i = 0; i < lines.size(); ++i) {
@@ -350,6 +355,25 @@ std::string name_arg(const Value& v) {
   return v.as_str();
 }
 
+// What a filter building a list item by item has used: one render step per item and the bytes the items hold
+// (strings are copied into the list), so `big|map('center', 10**6)` stops at TemplateLimits::max_output_bytes
+// instead of building every item first.
+class ItemBudget {
+ public:
+  explicit ItemBudget(Renderer& r) : r_(r) {}
+  Value take(Value item) {
+    r_.step();
+    bytes_ += std::min(held_bytes(item), r_.limits().max_output_bytes) + 16;  // no wrap-around
+    if (bytes_ > r_.limits().max_output_bytes)
+      throw_limit("the list the filter builds", "max_output_bytes", r_.limits().max_output_bytes);
+    return item;
+  }
+
+ private:
+  Renderer& r_;
+  size_t bytes_ = 0;
+};
+
 // The body of jinja2.filters.select_or_reject (a generator: it runs when the result is consumed).
 std::vector<Value> select_or_reject_items(Renderer& r, const Value& value, const CallArgs& a, bool select,
                                           bool lookup_attr) {
@@ -365,10 +389,11 @@ std::vector<Value> select_or_reject_items(Renderer& r, const Value& value, const
   const bool has_test = a.args.size() > offset;
   const std::string test = has_test ? name_arg(a.args[offset]) : std::string();
   const CallArgs test_args = has_test ? tail_args(a, offset + 1) : CallArgs{};
+  ItemBudget budget(r);
   for (const Value& item : iterate(value)) {
     const Value subject = lookup_attr ? getter(item) : item;
     const bool ok = has_test ? r.apply_test(test, subject, test_args) : truthy(subject);
-    if (ok == select) out.push_back(item);
+    if (ok == select) out.push_back(budget.take(item));
   }
   return out;
 }
@@ -397,13 +422,15 @@ std::vector<Value> map_items(Renderer& r, const Value& value, const CallArgs& a)
         filter_argument_error(fmt::format("Unexpected keyword argument '{}'", k));
       }
     }
-    for (const Value& item : iterate(value)) out.push_back(getter(item));
+    ItemBudget budget(r);
+    for (const Value& item : iterate(value)) out.push_back(budget.take(getter(item)));
     return out;
   }
   if (a.args.empty()) filter_argument_error("map requires a filter argument");
   const std::string name = name_arg(a.args[0]);
   const CallArgs rest = tail_args(a, 1);
-  for (const Value& item : iterate(value)) out.push_back(r.apply_filter(name, item, rest));
+  ItemBudget budget(r);
+  for (const Value& item : iterate(value)) out.push_back(budget.take(r.apply_filter(name, item, rest)));
   return out;
 }
 
@@ -429,7 +456,7 @@ Value min_or_max(const Value& value, const CallArgs& a, bool want_max, const cha
   return items[best];
 }
 
-Value tojson(const Value& value, const CallArgs& a) {
+Value tojson(const Value& value, const CallArgs& a, const TemplateLimits& limits) {
   const auto v = bind_args("tojson", a,
                            {Param{"ensure_ascii", Value(false)}, Param{"indent"}, Param{"separators"},
                             Param{"sort_keys", Value(false)}});
@@ -438,6 +465,7 @@ Value tojson(const Value& value, const CallArgs& a) {
   if (v[1].is_string()) {
     o.indent = v[1].as_str();
   } else if (v[1].is_integral()) {
+    check_built_size(v[1].as_integral(), 1, limits, "a tojson indent");
     o.indent = std::string(static_cast<size_t>(std::max<int64_t>(0, v[1].as_integral())), ' ');
   } else if (!v[1].is_none()) {
     throw_error("TypeError", "tojson indent must be an int or a str, not {}", v[1].type_name());
@@ -450,6 +478,7 @@ Value tojson(const Value& value, const CallArgs& a) {
     o.separators = std::make_pair(seps[0].as_str(), seps[1].as_str());
   }
   o.sort_keys = truthy(v[3]);
+  o.max_bytes = limits.max_output_bytes;
   return json_dumps(value, o);
 }
 
@@ -481,9 +510,11 @@ const Registry& registry() {
                                              py_str_repr(p[0].as_str())));
        }},
       {"batch",
-       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+       [](Renderer& r, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("batch", a, {required("linecount"), Param{"fill_with"}});
          const int64_t n = int_param(p[0], "batch", "linecount");
+         // The last batch is filled up to n items: refuse an n that would build more than the limit allows.
+         if (!p[1].is_none()) check_built_size(n, 16 + held_bytes(p[1]), r.limits(), "the filled batch");
          return Value::generator("do_batch", [v, n, fill = p[1]] {
            std::vector<Value> out;
            std::vector<Value> tmp;
@@ -509,9 +540,9 @@ const Registry& registry() {
          return like(v, py::capitalize(soft_str(v)));
        }},
       {"center",
-       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+       [](Renderer& r, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("center", a, {Param{"width", Value(80)}});
-         return like(v, py::pad(soft_str(v), int_param(p[0], "center", "width"), " ", '^'));
+         return like(v, py::pad(soft_str(v), int_param(p[0], "center", "width"), " ", '^', r.limits()));
        }},
       {"count",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
@@ -600,23 +631,23 @@ const Registry& registry() {
          return p[0];
        }},
       {"format",
-       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+       [](Renderer& r, const Value& v, const CallArgs& a) -> Value {
          if (!a.args.empty() && !a.kwargs.empty()) {
            filter_argument_error("can't handle positional and keyword arguments at the same time");
          }
          if (!a.kwargs.empty()) {
            auto d = std::make_shared<Dict>();
            for (const auto& [k, item] : a.kwargs) d->set(Value(k), item);
-           return percent_format(soft_str(v), Value(std::shared_ptr<const Dict>(std::move(d))));
+           return percent_format(soft_str(v), Value(std::shared_ptr<const Dict>(std::move(d))), r.limits());
          }
-         return percent_format(soft_str(v), Value::tuple(a.args));
+         return percent_format(soft_str(v), Value::tuple(a.args), r.limits());
        }},
       {"indent",
-       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+       [](Renderer& r, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args(
              "indent", a,
              {Param{"width", Value(4)}, Param{"first", Value(false)}, Param{"blank", Value(false)}});
-         return indent_text(v, p[0], truthy(p[1]), truthy(p[2]));
+         return indent_text(v, p[0], truthy(p[1]), truthy(p[2]), r.limits());
        }},
       {"int",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
@@ -653,16 +684,18 @@ const Registry& registry() {
          });
        }},
       {"join",
-       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+       [](Renderer& r, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("join", a, {Param{"d", Value("")}, Param{"attribute"}});
          const std::string sep = to_str(p[0]);
          const AttrGetter getter{attribute_parts(p[1])};
          std::string out;
          bool first = true;
          for (const Value& item : iterate(v)) {
+           const std::string text = to_str(p[1].is_none() ? item : getter(item));
+           check_built_size(1, out.size() + sep.size() + text.size(), r.limits(), "the joined string");
            if (!first) out += sep;
            first = false;
-           out += to_str(p[1].is_none() ? item : getter(item));
+           out += text;
          }
          return out;
        }},
@@ -693,10 +726,10 @@ const Registry& registry() {
       {"selectattr",
        [](Renderer& r, const Value& v, const CallArgs& a) { return select_or_reject(r, v, a, true, true); }},
       {"replace",
-       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+       [](Renderer& r, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("replace", a, {required("old"), required("new"), Param{"count"}});
          const int64_t count = p[2].is_none() ? -1 : int_param(p[2], "replace", "count");
-         return py::replace(soft_str(v), to_str(p[0]), to_str(p[1]), count);
+         return py::replace(soft_str(v), to_str(p[0]), to_str(p[1]), count, r.limits());
        }},
       {"reverse",
        [](Renderer&, const Value& v, const CallArgs& a) -> Value {
@@ -733,9 +766,10 @@ const Registry& registry() {
          return Value::markup(soft_str(v));
        }},
       {"slice",
-       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+       [](Renderer& r, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("slice", a, {required("slices"), Param{"fill_with"}});
          const int64_t slices = int_param(p[0], "slice", "slices");
+         check_built_size(slices, 16 + held_bytes(p[1]), r.limits(), "the sliced list");
          return Value::generator("sync_do_slice", [v, slices, fill = p[1]] {
            const std::vector<Value> seq = iterate(v);
            const auto length = static_cast<int64_t>(seq.size());
@@ -769,12 +803,14 @@ const Registry& registry() {
          return v.is_string() ? v : Value(to_str(v));
        }},
       {"sum",
-       [](Renderer&, const Value& v, const CallArgs& a) -> Value {
+       [](Renderer& r, const Value& v, const CallArgs& a) -> Value {
          const auto p = bind_args("sum", a, {Param{"attribute"}, Param{"start", Value(0)}});
          const AttrGetter getter{attribute_parts(p[0])};
          Value rv = p[1];
-         for (const Value& item : iterate(v))
-           rv = binary_op(BinaryOp::kAdd, rv, p[0].is_none() ? item : getter(item));
+         for (const Value& item : iterate(v)) {
+           r.step();  // summing lists copies the running total each time
+           rv = binary_op(BinaryOp::kAdd, rv, p[0].is_none() ? item : getter(item), r.limits());
+         }
          return rv;
        }},
       {"title",
@@ -839,7 +875,7 @@ const Registry& registry() {
          }
          return words;
        }},
-      {"tojson", [](Renderer&, const Value& v, const CallArgs& a) { return tojson(v, a); }},
+      {"tojson", [](Renderer& r, const Value& v, const CallArgs& a) { return tojson(v, a, r.limits()); }},
   };
   return kFilters;
 }

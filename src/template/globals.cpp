@@ -42,10 +42,13 @@ Value range_fn(Renderer&, CallArgs& a) {
     if (a.args.size() == 3) step = range_arg(a.args[2]);
   }
   if (step == 0) throw_error("ValueError", "range() arg 3 must not be zero");
-  int64_t count = 0;
-  if (step > 0 && start < stop) count = (stop - start - 1) / step + 1;
-  if (step < 0 && start > stop) count = (start - stop - 1) / (-step) + 1;
-  if (count > kMaxRange) {
+  // In uint64: range(-2**63, 2**63 - 1) must not overflow int64 before it is refused as too big.
+  uint64_t count = 0;
+  const auto ustart = static_cast<uint64_t>(start), ustop = static_cast<uint64_t>(stop),
+             ustep = static_cast<uint64_t>(step);
+  if (step > 0 && start < stop) count = (ustop - ustart - 1) / ustep + 1;
+  if (step < 0 && start > stop) count = (ustart - ustop - 1) / (0 - ustep) + 1;
+  if (count > static_cast<uint64_t>(kMaxRange)) {
     throw_error("OverflowError", "Range too big. The sandbox blocks ranges larger than MAX_RANGE ({}).",
                 kMaxRange);
   }
@@ -55,7 +58,8 @@ Value range_fn(Renderer&, CallArgs& a) {
   s->range_stop = stop;
   s->range_step = step;
   s->items.reserve(static_cast<size_t>(count));
-  for (int64_t i = 0, v = start; i < count; ++i, v += step) s->items.emplace_back(v);
+  for (uint64_t i = 0; i < count; ++i) s->items.emplace_back(static_cast<int64_t>(ustart + i * ustep));
+  s->bytes = s->items.size() * 16;  // held_bytes: ints hold nothing beyond their Value (value.h)
   return Value(std::shared_ptr<const Sequence>(std::move(s)));
 }
 

@@ -8,6 +8,7 @@
 #include "template/py_ops.h"
 #include "template/py_string.h"
 #include "template/render_error.h"
+#include "template/renderer.h"
 
 namespace tandem::tmpl {
 namespace {
@@ -34,8 +35,8 @@ bool unary(const char* name, const CallArgs& a, bool result) {
 }
 
 // value % 2 == r, with Python's % (a string operand formats, as in Jinja).
-bool parity(const Value& v, int64_t r) {
-  return equals(binary_op(BinaryOp::kMod, v, Value(int64_t{2})), Value(r));
+bool parity(const Value& v, int64_t r, const TemplateLimits& limits) {
+  return equals(binary_op(BinaryOp::kMod, v, Value(int64_t{2}), limits), Value(r));
 }
 
 template <CompareOp Op>
@@ -127,11 +128,14 @@ const std::unordered_map<std::string_view, TestFn>& registry() {
                    const CallArgs& a) { return unary("lower", a, py::islower(to_str(v))); }},
       {"upper", [](Renderer&, const Value& v,
                    const CallArgs& a) { return unary("upper", a, py::isupper(to_str(v))); }},
-      {"odd", [](Renderer&, const Value& v, const CallArgs& a) { return unary("odd", a, parity(v, 1)); }},
-      {"even", [](Renderer&, const Value& v, const CallArgs& a) { return unary("even", a, parity(v, 0)); }},
+      {"odd", [](Renderer& r, const Value& v,
+                 const CallArgs& a) { return unary("odd", a, parity(v, 1, r.limits())); }},
+      {"even", [](Renderer& r, const Value& v,
+                  const CallArgs& a) { return unary("even", a, parity(v, 0, r.limits())); }},
       {"divisibleby",
-       [](Renderer&, const Value& v, const CallArgs& a) {
-         return equals(binary_op(BinaryOp::kMod, v, single_arg("divisibleby", a)), Value(int64_t{0}));
+       [](Renderer& r, const Value& v, const CallArgs& a) {
+         return equals(binary_op(BinaryOp::kMod, v, single_arg("divisibleby", a), r.limits()),
+                       Value(int64_t{0}));
        }},
       {"sameas",
        [](Renderer&, const Value& v, const CallArgs& a) { return same_object(v, single_arg("sameas", a)); }},

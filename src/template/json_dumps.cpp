@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/utf8.h"
+#include "template/limits.h"
 #include "template/py_ops.h"
 #include "template/render_error.h"
 #include "template/unicode.h"
@@ -84,6 +85,7 @@ class Encoder {
   void encode(std::string& out, const Value& v, int level) {
     if (level > kMaxDepth)
       throw_error("RecursionError", "maximum recursion depth exceeded while encoding a JSON object");
+    if (out.size() > o_.max_bytes) throw_limit("the tojson text", "max_output_bytes", o_.max_bytes);
     switch (v.kind()) {
       case Value::Kind::kNone:
         out += "null";
@@ -117,6 +119,9 @@ class Encoder {
 
  private:
   void newline(std::string& out, int level) const {
+    const size_t room = o_.max_bytes - std::min(o_.max_bytes, out.size() + 1);
+    if (!o_.indent->empty() && static_cast<size_t>(level) > room / o_.indent->size())
+      throw_limit("the tojson text", "max_output_bytes", o_.max_bytes);
     out.push_back('\n');
     for (int i = 0; i < level; ++i) out += *o_.indent;
   }

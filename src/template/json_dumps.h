@@ -3,6 +3,7 @@
 // escaping and key order preserved, unlike Jinja's built-in tojson.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -17,6 +18,9 @@ struct JsonDumpOptions {
   /// nullopt: Python's default for the indent mode ((", ", ": ") or (",", ": ")).
   std::optional<std::pair<std::string, std::string>> separators;
   bool sort_keys = false;
+  /// The encoding stops with RenderLimitError once the text passes this many bytes
+  /// (TemplateLimits::max_output_bytes in a render): an indent of a million spaces repeats on every line.
+  size_t max_bytes = SIZE_MAX;
 };
 
 /// Throws TypeError "Object of type Undefined is not JSON serializable" for values JSON cannot hold.

@@ -7,16 +7,19 @@
 
 #include "template/access.h"
 #include "template/call_args.h"
+#include "template/limits.h"
 #include "template/py_format.h"
 #include "template/py_ops.h"
 #include "template/py_string.h"
 #include "template/render_error.h"
+#include "template/renderer.h"
 #include "template/unicode.h"
 
 namespace tandem::tmpl {
 namespace {
 
-using MethodFn = Value (*)(const Value& self, const CallArgs& args);
+// `limits` are the render's: methods that build strings from a size argument check it before allocating.
+using MethodFn = Value (*)(const Value& self, const CallArgs& args, const TemplateLimits& limits);
 
 // markupsafe.Markup wraps these str methods: string arguments are escaped and the result is Markup.
 bool markup_preserving(std::string_view name) {
@@ -32,7 +35,8 @@ Value make_method(const Value& self, const std::string& name, MethodFn fn) {
   c->name = name + " of " + object_type_repr(self);
   c->kind = Callable::Kind::kMethod;
   if (self.is_markup() && markup_preserving(name)) {
-    c->fn = [self, fn](Renderer&, CallArgs& args) {
+    c->fn = [self, fn](Renderer& r, CallArgs& args) {
+      r.charge_operand(self);
       CallArgs escaped = args;
       for (Value& a : escaped.args) {
         if (a.is_string() && !a.is_markup()) a = Value::markup(html_escape(a.as_str()));
@@ -40,11 +44,14 @@ Value make_method(const Value& self, const std::string& name, MethodFn fn) {
       for (auto& [k, a] : escaped.kwargs) {
         if (a.is_string() && !a.is_markup()) a = Value::markup(html_escape(a.as_str()));
       }
-      const Value result = fn(self, escaped);
+      const Value result = fn(self, escaped, r.limits());
       return result.is_string() ? Value::markup(result.as_str()) : result;
     };
   } else {
-    c->fn = [self, fn](Renderer&, CallArgs& args) { return fn(self, args); };
+    c->fn = [self, fn](Renderer& r, CallArgs& args) {
+      r.charge_operand(self);  // str.count / list.index / ... walk their object
+      return fn(self, args, r.limits());
+    };
   }
   return Value(std::shared_ptr<const Callable>(std::move(c)));
 }
@@ -128,12 +135,13 @@ Value find_method(const Value& self, const CallArgs& a, const char* method, bool
   return r;
 }
 
-Value pad_method(const Value& self, const CallArgs& a, const char* method, char align) {
+Value pad_method(const Value& self, const CallArgs& a, const char* method, char align,
+                 const TemplateLimits& limits) {
   const auto v = bind_args(method, a, {required("width"), Param{"fillchar", Value(" ")}});
   const std::string& fill = str_arg(v[1], method, 2);
   if (unicode::length(fill) != 1)
     throw_error("TypeError", "The fill character must be exactly one character long");
-  return py::pad(self.as_str(), int_arg(v[0], "width"), fill, align);
+  return py::pad(self.as_str(), int_arg(v[0], "width"), fill, align, limits);
 }
 
 Value split_method(const Value& self, const CallArgs& a, const char* method, bool reverse) {
@@ -162,13 +170,13 @@ Value partition_method(const Value& self, const CallArgs& a, const char* method,
 }
 
 template <bool (*Pred)(std::string_view)>
-Value predicate(const Value& self, const CallArgs& a) {
+Value predicate(const Value& self, const CallArgs& a, const TemplateLimits&) {
   expect_no_args("str method", a);
   return Pred(self.as_str());
 }
 
 template <std::string (*Fn)(std::string_view)>
-Value transform(const Value& self, const CallArgs& a) {
+Value transform(const Value& self, const CallArgs& a, const TemplateLimits&) {
   expect_no_args("str method", a);
   return Fn(self.as_str());
 }
@@ -189,54 +197,68 @@ const std::unordered_map<std::string_view, MethodFn>& str_methods() {
       {"islower", &predicate<py::islower>},
       {"isupper", &predicate<py::isupper>},
       {"istitle", &predicate<py::istitle>},
-      {"strip", [](const Value& s, const CallArgs& a) { return strip_method(s, a, "strip", true, true); }},
-      {"lstrip", [](const Value& s, const CallArgs& a) { return strip_method(s, a, "lstrip", true, false); }},
-      {"rstrip", [](const Value& s, const CallArgs& a) { return strip_method(s, a, "rstrip", false, true); }},
-      {"startswith", [](const Value& s, const CallArgs& a) { return affix_test(s, a, "startswith", true); }},
-      {"endswith", [](const Value& s, const CallArgs& a) { return affix_test(s, a, "endswith", false); }},
-      {"find", [](const Value& s, const CallArgs& a) { return find_method(s, a, "find", false, false); }},
-      {"rfind", [](const Value& s, const CallArgs& a) { return find_method(s, a, "rfind", true, false); }},
-      {"index", [](const Value& s, const CallArgs& a) { return find_method(s, a, "index", false, true); }},
-      {"rindex", [](const Value& s, const CallArgs& a) { return find_method(s, a, "rindex", true, true); }},
-      {"center", [](const Value& s, const CallArgs& a) { return pad_method(s, a, "center", '^'); }},
-      {"ljust", [](const Value& s, const CallArgs& a) { return pad_method(s, a, "ljust", '<'); }},
-      {"rjust", [](const Value& s, const CallArgs& a) { return pad_method(s, a, "rjust", '>'); }},
-      {"split", [](const Value& s, const CallArgs& a) { return split_method(s, a, "split", false); }},
-      {"rsplit", [](const Value& s, const CallArgs& a) { return split_method(s, a, "rsplit", true); }},
-      {"partition",
-       [](const Value& s, const CallArgs& a) { return partition_method(s, a, "partition", false); }},
-      {"rpartition",
-       [](const Value& s, const CallArgs& a) { return partition_method(s, a, "rpartition", true); }},
+      {"strip", [](const Value& s, const CallArgs& a,
+                   const TemplateLimits&) { return strip_method(s, a, "strip", true, true); }},
+      {"lstrip", [](const Value& s, const CallArgs& a,
+                    const TemplateLimits&) { return strip_method(s, a, "lstrip", true, false); }},
+      {"rstrip", [](const Value& s, const CallArgs& a,
+                    const TemplateLimits&) { return strip_method(s, a, "rstrip", false, true); }},
+      {"startswith", [](const Value& s, const CallArgs& a,
+                        const TemplateLimits&) { return affix_test(s, a, "startswith", true); }},
+      {"endswith", [](const Value& s, const CallArgs& a,
+                      const TemplateLimits&) { return affix_test(s, a, "endswith", false); }},
+      {"find", [](const Value& s, const CallArgs& a,
+                  const TemplateLimits&) { return find_method(s, a, "find", false, false); }},
+      {"rfind", [](const Value& s, const CallArgs& a,
+                   const TemplateLimits&) { return find_method(s, a, "rfind", true, false); }},
+      {"index", [](const Value& s, const CallArgs& a,
+                   const TemplateLimits&) { return find_method(s, a, "index", false, true); }},
+      {"rindex", [](const Value& s, const CallArgs& a,
+                    const TemplateLimits&) { return find_method(s, a, "rindex", true, true); }},
+      {"center", [](const Value& s, const CallArgs& a,
+                    const TemplateLimits& lim) { return pad_method(s, a, "center", '^', lim); }},
+      {"ljust", [](const Value& s, const CallArgs& a,
+                   const TemplateLimits& lim) { return pad_method(s, a, "ljust", '<', lim); }},
+      {"rjust", [](const Value& s, const CallArgs& a,
+                   const TemplateLimits& lim) { return pad_method(s, a, "rjust", '>', lim); }},
+      {"split", [](const Value& s, const CallArgs& a,
+                   const TemplateLimits&) { return split_method(s, a, "split", false); }},
+      {"rsplit", [](const Value& s, const CallArgs& a,
+                    const TemplateLimits&) { return split_method(s, a, "rsplit", true); }},
+      {"partition", [](const Value& s, const CallArgs& a,
+                       const TemplateLimits&) { return partition_method(s, a, "partition", false); }},
+      {"rpartition", [](const Value& s, const CallArgs& a,
+                        const TemplateLimits&) { return partition_method(s, a, "rpartition", true); }},
       {"count",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) -> Value {
          const auto v = bind_args("count", a, {required("sub"), Param{"start"}, Param{"end"}});
          return py::count(s.as_str(), str_arg(v[0], "count", 1), opt_index(v[1]), opt_index(v[2]));
        }},
       {"replace",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits& lim) -> Value {
          const auto v =
              bind_args("replace", a, {required("old"), required("new"), Param{"count", Value(-1)}});
          return py::replace(s.as_str(), str_arg(v[0], "replace", 1), str_arg(v[1], "replace", 2),
-                            int_arg(v[2], "count"));
+                            int_arg(v[2], "count"), lim);
        }},
       {"splitlines",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) -> Value {
          const auto v = bind_args("splitlines", a, {Param{"keepends", Value(false)}});
          return str_list(py::splitlines(s.as_str(), truthy(v[0])));
        }},
       {"zfill",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits& lim) -> Value {
          const auto v = bind_args("zfill", a, {required("width")});
-         return py::zfill(s.as_str(), int_arg(v[0], "width"));
+         return py::zfill(s.as_str(), int_arg(v[0], "width"), lim);
        }},
       {"removeprefix",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) -> Value {
          const auto v = bind_args("removeprefix", a, {required("prefix")});
          const std::string& p = str_arg(v[0], "removeprefix", 1);
          return s.as_str().rfind(p, 0) == 0 ? s.as_str().substr(p.size()) : s.as_str();
        }},
       {"removesuffix",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) -> Value {
          const auto v = bind_args("removesuffix", a, {required("suffix")});
          const std::string& p = str_arg(v[0], "removesuffix", 1);
          if (!p.empty() && py::endswith(s.as_str(), p, std::nullopt, std::nullopt)) {
@@ -245,7 +267,7 @@ const std::unordered_map<std::string_view, MethodFn>& str_methods() {
          return s.as_str();
        }},
       {"join",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits& lim) -> Value {
          const auto v = bind_args("join", a, {required("iterable")});
          std::string out;
          size_t i = 0;
@@ -254,12 +276,17 @@ const std::unordered_map<std::string_view, MethodFn>& str_methods() {
              throw_error("TypeError", "sequence item {}: expected str instance, {} found", i,
                          item.type_name());
            }
+           check_built_size(1, out.size() + s.as_str().size() + item.as_str().size(), lim,
+                            "the joined string");
            if (i++) out += s.as_str();
            out += item.as_str();
          }
          return out;
        }},
-      {"format", [](const Value& s, const CallArgs& a) -> Value { return str_format(s.as_str(), a); }},
+      {"format",
+       [](const Value& s, const CallArgs& a, const TemplateLimits& lim) -> Value {
+         return str_format(s.as_str(), a, lim);
+       }},
   };
   return kMethods;
 }
@@ -282,28 +309,28 @@ Value dict_items_view(const Dict& d, SeqKind kind) {
 const std::unordered_map<std::string_view, MethodFn>& dict_methods() {
   static const std::unordered_map<std::string_view, MethodFn> kMethods = {
       {"items",
-       [](const Value& s, const CallArgs& a) {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) {
          expect_no_args("items", a);
          return dict_items_view(s.dict(), SeqKind::kDictItems);
        }},
       {"keys",
-       [](const Value& s, const CallArgs& a) {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) {
          expect_no_args("keys", a);
          return dict_items_view(s.dict(), SeqKind::kDictKeys);
        }},
       {"values",
-       [](const Value& s, const CallArgs& a) {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) {
          expect_no_args("values", a);
          return dict_items_view(s.dict(), SeqKind::kDictValues);
        }},
       {"get",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) -> Value {
          const auto v = bind_args("get", a, {required("key"), Param{"default"}});
          const Value* found = s.dict().find(v[0]);
          return found ? *found : v[1];
        }},
       {"copy",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) -> Value {
          expect_no_args("copy", a);
          return s;
        }},
@@ -311,7 +338,7 @@ const std::unordered_map<std::string_view, MethodFn>& dict_methods() {
   return kMethods;
 }
 
-Value seq_index(const Value& s, const CallArgs& a) {
+Value seq_index(const Value& s, const CallArgs& a, const TemplateLimits&) {
   const auto v = bind_args("index", a, {required("value"), Param{"start"}, Param{"stop"}});
   const auto& items = s.seq().items;
   const auto n = static_cast<int64_t>(items.size());
@@ -325,14 +352,14 @@ Value seq_index(const Value& s, const CallArgs& a) {
 const std::unordered_map<std::string_view, MethodFn>& seq_methods() {
   static const std::unordered_map<std::string_view, MethodFn> kMethods = {
       {"count",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) -> Value {
          const auto v = bind_args("count", a, {required("value")});
          return static_cast<int64_t>(std::count_if(s.seq().items.begin(), s.seq().items.end(),
                                                    [&](const Value& x) { return equals(x, v[0]); }));
        }},
       {"index", &seq_index},
       {"copy",
-       [](const Value& s, const CallArgs& a) -> Value {
+       [](const Value& s, const CallArgs& a, const TemplateLimits&) -> Value {
          expect_no_args("copy", a);
          return Value::list(s.seq().items);
        }},

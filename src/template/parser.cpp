@@ -18,7 +18,8 @@ std::string describe_expected(std::string_view expr) {
 
 class Parser {
  public:
-  explicit Parser(std::vector<Token> tokens) : tokens_(std::move(tokens)) {}
+  Parser(std::vector<Token> tokens, int max_nesting)
+      : tokens_(std::move(tokens)), max_nesting_(max_nesting) {}
 
   TemplateAst parse() {
     TemplateAst ast;
@@ -95,9 +96,25 @@ class Parser {
     return std::find(names->begin(), names->end(), current().value) != names->end();
   }
 
+  // One level of the parser's recursion (a block inside a block; an operand, so one per parenthesis, bracket,
+  // call or unary operator; a `not`; an `else` arm): bounded by TemplateLimits::max_nesting so that no
+  // template can overflow the stack here or, later, in the renderer, which recurses along the same tree.
+  struct NestGuard {
+    explicit NestGuard(Parser& parser) : p(parser) {
+      if (++p.nesting_ > p.max_nesting_)
+        p.fail(fmt::format("the template nests deeper than {} levels (TemplateLimits::max_nesting)",
+                           p.max_nesting_));
+    }
+    ~NestGuard() { --p.nesting_; }
+    NestGuard(const NestGuard&) = delete;
+    NestGuard& operator=(const NestGuard&) = delete;
+    Parser& p;
+  };
+
   // ------------------------------------------------------------ statements
 
   Body subparse(const EndTokens* end_tokens) {
+    const NestGuard nest(*this);
     Body body;
     std::unique_ptr<OutputStmt> output;
     auto flush = [&] {
@@ -463,7 +480,10 @@ class Parser {
       auto c = std::make_unique<CondExpr>(pos);
       c->then = std::move(expr1);
       c->test = parse_or();
-      if (skip_name("else")) c->otherwise = parse_condexpr();
+      if (skip_name("else")) {
+        const NestGuard nest(*this);
+        c->otherwise = parse_condexpr();
+      }
       soft_ = saved;
       expr1 = std::move(c);
       pos = current().pos;
@@ -493,6 +513,7 @@ class Parser {
 
   ExprPtr parse_not() {
     if (cur_name("not")) {
+      const NestGuard nest(*this);
       const SourcePos pos = next().pos;
       return std::make_unique<UnaryExpr>(pos, UnaryOp::kNot, parse_not());
     }
@@ -579,6 +600,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    const NestGuard nest(*this);
     const SourcePos pos = current().pos;
     ExprPtr node;
     if (skip_op("-")) {
@@ -877,12 +899,14 @@ class Parser {
   std::vector<MacroDef*> macro_stack_;
   bool soft_ = false;
   int loop_depth_ = 0;
+  int max_nesting_;
+  int nesting_ = 0;
 };
 
 }  // namespace
 
-TemplateAst parse_template(std::string_view source) {
-  return Parser(tokenize(source)).parse();
+TemplateAst parse_template(std::string_view source, const TemplateLimits& limits) {
+  return Parser(tokenize(source), limits.max_nesting).parse();
 }
 
 }  // namespace tandem::tmpl

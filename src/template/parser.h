@@ -6,12 +6,14 @@
 #include <string_view>
 
 #include "template/ast.h"
+#include "template/limits.h"
 
 namespace tandem::tmpl {
 
 /// Parses a template. Throws RenderError (kind "TemplateSyntaxError" or "TemplateAssertionError", with
 /// position) for syntax errors, unknown tags and, outside if-branches, unknown filters and tests — the
-/// same cases in which jinja2's Environment.from_string raises.
-TemplateAst parse_template(std::string_view source);
+/// same cases in which jinja2's Environment.from_string raises — and (TemplateSyntaxError) for syntax nested
+/// deeper than limits.max_nesting.
+TemplateAst parse_template(std::string_view source, const TemplateLimits& limits = {});
 
 }  // namespace tandem::tmpl

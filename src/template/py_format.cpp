@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <optional>
 
 #include "core/utf8.h"
@@ -75,6 +76,14 @@ std::string insert_grouping(const std::string& digits, char sep, size_t group) {
     out.push_back(digits[i]);
   }
   return out;
+}
+
+// value * 10 + digit for a width or precision written in the template, saturating at INT64_MAX (which every
+// size check then refuses) instead of overflowing; -1 ("none yet") starts at 0.
+int64_t append_digit(int64_t value, char digit) {
+  const int64_t v = value < 0 ? 0 : value;
+  if (v > (std::numeric_limits<int64_t>::max() - 9) / 10) return std::numeric_limits<int64_t>::max();
+  return v * 10 + (digit - '0');
 }
 
 // ---------------------------------------------------------------- printf-style
@@ -214,7 +223,7 @@ FormatSpec parse_format_spec(const std::string& spec) {
   }
   auto read_int = [&]() -> int64_t {
     int64_t v = -1;
-    while (i < spec.size() && spec[i] >= '0' && spec[i] <= '9') v = (v < 0 ? 0 : v) * 10 + (spec[i++] - '0');
+    while (i < spec.size() && spec[i] >= '0' && spec[i] <= '9') v = append_digit(v, spec[i++]);
     return v;
   };
   f.width = read_int();
@@ -341,9 +350,11 @@ std::string format_int(const FormatSpec& f, int64_t v) {
 
 }  // namespace
 
-std::string format_value(const Value& v, const std::string& spec) {
+std::string format_value(const Value& v, const std::string& spec, const TemplateLimits& limits) {
   if (spec.empty()) return to_str(v);
   const FormatSpec f = parse_format_spec(spec);
+  check_built_size(f.width, f.fill.size(), limits, "a format width");
+  check_built_size(f.precision, 1, limits, "a format precision");
   if (v.is_string()) {
     if (f.type != 0 && f.type != 's')
       throw_error("ValueError", "Unknown format code '{}' for object of type 'str'", f.type);
@@ -357,7 +368,8 @@ std::string format_value(const Value& v, const std::string& spec) {
   throw_error("TypeError", "unsupported format string passed to {}.__format__", v.type_name());
 }
 
-std::string percent_format(const std::string& fmt, const Value& args, bool escape_args) {
+std::string percent_format(const std::string& fmt, const Value& args, const TemplateLimits& limits,
+                           bool escape_args) {
   std::vector<Value> positional;
   bool tuple_args = false;
   if (args.is_sequence() && args.seq().kind == SeqKind::kTuple) {
@@ -432,19 +444,21 @@ std::string percent_format(const std::string& fmt, const Value& args, bool escap
         ++i;
         return;
       }
-      while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9')
-        target = (target < 0 ? 0 : target) * 10 + (fmt[i++] - '0');
+      while (i < fmt.size() && fmt[i] >= '0' && fmt[i] <= '9') target = append_digit(target, fmt[i++]);
     };
     read_number(s.width);
     if (s.width < -1) {
       s.left = true;
-      s.width = -s.width;
+      s.width =
+          s.width == std::numeric_limits<int64_t>::min() ? std::numeric_limits<int64_t>::max() : -s.width;
     }
     if (i < fmt.size() && fmt[i] == '.') {
       ++i;
       s.precision = 0;
       read_number(s.precision);
     }
+    check_built_size(s.width, 1, limits, "a %-format width");
+    check_built_size(s.precision, 1, limits, "a %-format precision");
     while (i < fmt.size() && (fmt[i] == 'h' || fmt[i] == 'l' || fmt[i] == 'L')) ++i;
     if (i >= fmt.size()) throw_error("ValueError", "incomplete format");
     s.conv = fmt[i++];
@@ -457,13 +471,14 @@ std::string percent_format(const std::string& fmt, const Value& args, bool escap
                   static_cast<unsigned>(static_cast<unsigned char>(s.conv)), i - 1);
     }
     out += percent_one(s, keyed ? *keyed : next_value(), escape_args);
+    check_built_size(static_cast<int64_t>(out.size()), 1, limits, "the %-formatted string");
   }
   const bool unused = tuple_args ? next_arg < positional.size() : !single_used;
   if (unused && !mapping) throw_error("TypeError", "not all arguments converted during string formatting");
   return out;
 }
 
-std::string str_format(const std::string& fmt, const CallArgs& args) {
+std::string str_format(const std::string& fmt, const CallArgs& args, const TemplateLimits& limits) {
   std::string out;
   size_t i = 0;
   int auto_index = 0;
@@ -544,6 +559,8 @@ std::string str_format(const std::string& fmt, const CallArgs& args) {
         throw_error("ValueError",
                     "cannot switch from automatic field numbering to manual field specification");
       manual = true;
+      if (first.size() > 18)
+        throw_error("IndexError", "Replacement index {} out of range for positional args tuple", first);
       const auto idx = static_cast<size_t>(std::stoll(first));
       if (idx >= args.args.size()) {
         throw_error("IndexError", "tuple index out of range");
@@ -572,7 +589,9 @@ std::string str_format(const std::string& fmt, const CallArgs& args) {
         const std::string key = name.substr(p + 1, q - p - 1);
         const bool numeric = !key.empty() && std::all_of(key.begin(), key.end(),
                                                          [](char ch) { return ch >= '0' && ch <= '9'; });
-        obj = get_item(obj, numeric ? Value(static_cast<int64_t>(std::stoll(key))) : Value(key));
+        // An index too long for int64 is looked up as its string: no container holds such an index anyway.
+        obj = get_item(
+            obj, numeric && key.size() <= 18 ? Value(static_cast<int64_t>(std::stoll(key))) : Value(key));
         p = q + 1;
       }
     }
@@ -585,7 +604,8 @@ std::string str_format(const std::string& fmt, const CallArgs& args) {
     } else if (conversion != 0) {
       throw_error("ValueError", "Unknown conversion specifier {}", conversion);
     }
-    out += format_value(obj, spec);
+    out += format_value(obj, spec, limits);
+    check_built_size(static_cast<int64_t>(out.size()), 1, limits, "the formatted string");
   }
   return out;
 }

@@ -1,5 +1,6 @@
 #include "template/py_ops.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "template/py_format.h"
@@ -9,9 +10,6 @@
 
 namespace tandem::tmpl {
 namespace {
-
-// Repetition results beyond this are refused (CPython would raise MemoryError long before being useful).
-constexpr int64_t kMaxRepeatBytes = int64_t{1} << 28;
 
 const char* op_symbol(BinaryOp op) {
   switch (op) {
@@ -93,12 +91,18 @@ Value int_pow(int64_t base, int64_t exp) {
   return result;
 }
 
-Value repeat(const Value& seq, int64_t n) {
+// A list built by repetition or concatenation: its items within max_output_bytes / 16 and the bytes its items
+// hold (strings are copied into it) within max_output_bytes, checked before anything is copied.
+void check_built_list(uint64_t items, uint64_t held, const TemplateLimits& limits, const char* what) {
+  if (items > limits.max_output_bytes / 16 || held > limits.max_output_bytes)
+    throw_limit(what, "max_output_bytes", limits.max_output_bytes);
+}
+
+Value repeat(const Value& seq, int64_t n, const TemplateLimits& limits) {
   if (seq.is_string()) {
     const std::string& s = seq.as_str();
     if (n <= 0 || s.empty()) return seq.is_markup() ? Value::markup("") : Value("");
-    if (static_cast<int64_t>(s.size()) > kMaxRepeatBytes / n)
-      throw_error("MemoryError", "string repetition too large");
+    check_built_size(n, s.size(), limits, "the repeated string");
     std::string out;
     out.reserve(s.size() * static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) out += s;
@@ -107,8 +111,11 @@ Value repeat(const Value& seq, int64_t n) {
   const Sequence& s = seq.seq();
   std::vector<Value> items;
   if (n > 0 && !s.items.empty()) {
-    if (static_cast<int64_t>(s.items.size()) > kMaxRepeatBytes / n)
-      throw_error("MemoryError", "list repetition too large");
+    const auto count = static_cast<uint64_t>(n);
+    const uint64_t per_copy = std::max<uint64_t>(s.bytes, 1);
+    check_built_list(count > UINT64_MAX / s.items.size() ? UINT64_MAX : count * s.items.size(),
+                     count > UINT64_MAX / per_copy ? UINT64_MAX : count * per_copy, limits,
+                     "the repeated list");
     items.reserve(s.items.size() * static_cast<size_t>(n));
     for (int64_t i = 0; i < n; ++i) items.insert(items.end(), s.items.begin(), s.items.end());
   }
@@ -119,12 +126,14 @@ bool is_list_or_tuple(const Value& v) {
   return v.is_sequence() && (v.seq().kind == SeqKind::kList || v.seq().kind == SeqKind::kTuple);
 }
 
-Value add(const Value& a, const Value& b) {
+Value add(const Value& a, const Value& b, const TemplateLimits& limits) {
   if (a.is_number() && b.is_number()) {
     if (a.is_integral() && b.is_integral()) return checked_add(a.as_integral(), b.as_integral());
     return a.as_double() + b.as_double();
   }
   if (a.is_string() && b.is_string()) {
+    // Doubling a string in a loop reaches any size in a few dozen steps: refuse before building it.
+    check_built_size(1, a.as_str().size() + b.as_str().size(), limits, "the concatenated string");
     // markupsafe.Markup.__add__/__radd__ escape the plain operand and return Markup.
     if (a.is_markup() || b.is_markup()) {
       const std::string left = a.is_markup() ? a.as_str() : html_escape(a.as_str());
@@ -134,6 +143,8 @@ Value add(const Value& a, const Value& b) {
     return a.as_str() + b.as_str();
   }
   if (is_list_or_tuple(a) && is_list_or_tuple(b) && a.seq().kind == b.seq().kind) {
+    check_built_list(a.seq().items.size() + b.seq().items.size(), a.seq().bytes + b.seq().bytes, limits,
+                     "the concatenated list");
     std::vector<Value> items = a.seq().items;
     items.insert(items.end(), b.seq().items.begin(), b.seq().items.end());
     return Value::sequence(std::move(items), a.seq().kind);
@@ -145,13 +156,13 @@ Value add(const Value& a, const Value& b) {
   unsupported(BinaryOp::kAdd, a, b);
 }
 
-Value mul(const Value& a, const Value& b) {
+Value mul(const Value& a, const Value& b, const TemplateLimits& limits) {
   if (a.is_number() && b.is_number()) {
     if (a.is_integral() && b.is_integral()) return checked_mul(a.as_integral(), b.as_integral());
     return a.as_double() * b.as_double();
   }
-  if ((a.is_string() || is_list_or_tuple(a)) && b.is_integral()) return repeat(a, b.as_integral());
-  if (a.is_integral() && (b.is_string() || is_list_or_tuple(b))) return repeat(b, a.as_integral());
+  if ((a.is_string() || is_list_or_tuple(a)) && b.is_integral()) return repeat(a, b.as_integral(), limits);
+  if (a.is_integral() && (b.is_string() || is_list_or_tuple(b))) return repeat(b, a.as_integral(), limits);
   if ((a.is_string() || is_list_or_tuple(a)) && b.is_float()) {
     throw_error("TypeError", "can't multiply sequence by non-int of type 'float'");
   }
@@ -184,20 +195,20 @@ int64_t checked_mul(int64_t a, int64_t b) {
   return r;
 }
 
-Value binary_op(BinaryOp op, const Value& a, const Value& b) {
+Value binary_op(BinaryOp op, const Value& a, const Value& b, const TemplateLimits& limits) {
   // str.__mod__ accepts any right operand (an Undefined formats as ""), so it runs before Undefined's
   // reflected operators get a chance to raise.
   if (op == BinaryOp::kMod && a.is_string()) {
-    if (a.is_markup()) return Value::markup(percent_format(a.as_str(), b, /*escape_args=*/true));
-    return Value(percent_format(a.as_str(), b));
+    if (a.is_markup()) return Value::markup(percent_format(a.as_str(), b, limits, /*escape_args=*/true));
+    return Value(percent_format(a.as_str(), b, limits));
   }
   if (a.is_undefined()) fail_undefined(a.as_undefined());
   if (b.is_undefined()) fail_undefined(b.as_undefined());
   switch (op) {
     case BinaryOp::kAdd:
-      return add(a, b);
+      return add(a, b, limits);
     case BinaryOp::kMul:
-      return mul(a, b);
+      return mul(a, b, limits);
     default:
       break;
   }

@@ -6,11 +6,14 @@
 #include <vector>
 
 #include "template/ast.h"
+#include "template/limits.h"
 #include "template/value.h"
 
 namespace tandem::tmpl {
 
-Value binary_op(BinaryOp op, const Value& a, const Value& b);
+/// `limits` bound what the operator builds: repetition (`s * n`, `[x] * n`), concatenation and `%` formatting
+/// are refused (RenderLimitError) before building anything beyond limits.max_output_bytes.
+Value binary_op(BinaryOp op, const Value& a, const Value& b, const TemplateLimits& limits);
 Value unary_op(UnaryOp op, const Value& v);
 bool compare(CompareOp op, const Value& a, const Value& b);
 

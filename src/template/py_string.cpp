@@ -215,22 +215,29 @@ std::vector<std::string> splitlines(std::string_view s, bool keepends) {
   return out;
 }
 
-std::string replace(std::string_view s, std::string_view old_sub, std::string_view new_sub, int64_t count) {
+std::string replace(std::string_view s, std::string_view old_sub, std::string_view new_sub, int64_t count,
+                    const TemplateLimits& limits) {
   int64_t remaining = count < 0 ? kMax : count;
   std::string out;
+  // Each insertion is checked before it is made: replacing every character of a long string by a long string
+  // would otherwise build the product of their sizes.
+  auto insert_new = [&] {
+    check_built_size(1, out.size() + new_sub.size(), limits, "the replaced string");
+    out += new_sub;
+  };
   if (old_sub.empty()) {
     // Python inserts `new` before every character and at the end.
     size_t pos = 0;
     while (pos < s.size()) {
       if (remaining > 0) {
-        out += new_sub;
+        insert_new();
         --remaining;
       }
       const size_t start = pos;
       utf8::decode(s, pos);
       out += s.substr(start, pos - start);
     }
-    if (remaining > 0) out += new_sub;
+    if (remaining > 0) insert_new();
     return out;
   }
   size_t i = 0;
@@ -238,7 +245,7 @@ std::string replace(std::string_view s, std::string_view old_sub, std::string_vi
     const size_t pos = s.find(old_sub, i);
     if (pos == std::string_view::npos) break;
     out += s.substr(i, pos - i);
-    out += new_sub;
+    insert_new();
     i = pos + old_sub.size();
     --remaining;
   }
@@ -437,10 +444,12 @@ bool istitle(std::string_view s) {
   return cased;
 }
 
-std::string pad(std::string_view s, int64_t width, std::string_view fill, char align) {
+std::string pad(std::string_view s, int64_t width, std::string_view fill, char align,
+                const TemplateLimits& limits) {
   const auto len = static_cast<int64_t>(unicode::length(s));
+  if (width <= len) return std::string(s);
   const int64_t marg = width - len;
-  if (marg <= 0) return std::string(s);
+  check_built_size(marg, fill.size(), limits, "the padded string");
   int64_t left = 0;
   if (align == '>') {
     left = marg;
@@ -455,9 +464,10 @@ std::string pad(std::string_view s, int64_t width, std::string_view fill, char a
   return out;
 }
 
-std::string zfill(std::string_view s, int64_t width) {
+std::string zfill(std::string_view s, int64_t width, const TemplateLimits& limits) {
   const auto len = static_cast<int64_t>(unicode::length(s));
   if (len >= width) return std::string(s);
+  check_built_size(width - len, 1, limits, "the zero-filled string");
   const auto fill = static_cast<size_t>(width - len);
   std::string out(fill, '0');
   out += s;

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include "template/limits.h"
+
 namespace tandem::tmpl::py {
 
 /// Resolved slice bounds (PySlice_AdjustIndices): iterate i = start; step > 0 ? i < stop : i > stop.
@@ -35,8 +37,9 @@ std::vector<std::string> rsplit(std::string_view s, const std::optional<std::str
 
 std::vector<std::string> splitlines(std::string_view s, bool keepends);
 
-/// str.replace; count < 0 replaces all.
-std::string replace(std::string_view s, std::string_view old_sub, std::string_view new_sub, int64_t count);
+/// str.replace; count < 0 replaces all. RenderLimitError once the result passes limits.max_output_bytes.
+std::string replace(std::string_view s, std::string_view old_sub, std::string_view new_sub, int64_t count,
+                    const TemplateLimits& limits);
 
 /// str.find / str.rfind over s[start:end] (Python slice semantics); -1 when absent.
 int64_t find(std::string_view s, std::string_view sub, std::optional<int64_t> start,
@@ -68,9 +71,11 @@ bool islower(std::string_view s);
 bool isupper(std::string_view s);
 bool istitle(std::string_view s);
 
-/// center / ljust / rjust with a one-character fill; zfill.
-std::string pad(std::string_view s, int64_t width, std::string_view fill, char align /* '<' '>' '^' */);
-std::string zfill(std::string_view s, int64_t width);
+/// center / ljust / rjust with a one-character fill; zfill. RenderLimitError, before allocating, for a width
+/// whose result would pass limits.max_output_bytes ('x'.center(2**62)).
+std::string pad(std::string_view s, int64_t width, std::string_view fill, char align /* '<' '>' '^' */,
+                const TemplateLimits& limits);
+std::string zfill(std::string_view s, int64_t width, const TemplateLimits& limits);
 
 std::string reversed(std::string_view s);
 

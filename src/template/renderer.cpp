@@ -11,10 +11,6 @@
 namespace tandem::tmpl {
 namespace {
 
-// A stack-safety bound on nested macro calls and recursive loops. CPython's recursion limit stops the
-// reference at roughly 190 nested macro calls, so no template that works under Jinja reaches this.
-constexpr int kMaxCallDepth = 300;
-
 template <typename Fn>
 auto with_pos(SourcePos pos, Fn&& fn) -> decltype(fn()) {
   try {
@@ -26,6 +22,67 @@ auto with_pos(SourcePos pos, Fn&& fn) -> decltype(fn()) {
 }
 
 }  // namespace
+
+Renderer::DepthGuard::DepthGuard(Renderer& r, SourcePos pos) : r_(r) {
+  with_pos(pos, [&] {
+    r_.step();
+    if (r_.render_depth_ >= r_.limits_.max_render_depth)
+      throw_limit("the render's evaluation depth", "max_render_depth", r_.limits_.max_render_depth);
+  });
+  ++r_.render_depth_;
+}
+
+void Renderer::check_bounds(const Value& v) const {
+  if (held_bytes(v) > limits_.max_output_bytes)
+    throw_limit(
+        v.is_string() ? "a string of the render" : "a list, dict or namespace of the render (its contents)",
+        "max_output_bytes", limits_.max_output_bytes);
+  if (nesting(v) > limits_.max_nesting)
+    throw_limit("the nesting of a list, dict or namespace of the render", "max_nesting", limits_.max_nesting);
+}
+
+// Steps stand for time, so the work behind values is charged, not only the expression that made them. A
+// string is copied whenever it is evaluated (Values hold strings by value), so it costs its bytes; a
+// container built by an expression (a literal, an operator, a filter, a call, a slice) costs its bytes; a
+// container merely read (a name, an attribute: shared, not copied) costs nothing until something walks it:
+// comparisons, `in`, filters and methods charge their operands (charge_operand). With the defaults this
+// bounds a render's copying to a few GB and its per-item work to ~10^8 items, where a string grown by one
+// character per iteration, or `x in big` in a loop, was quadratic without bound. Real templates stay far
+// below: the bundled ones take ~50-200 steps per message (tests/unit/template_limits_test.cpp renders 2000
+// messages).
+namespace {
+constexpr int64_t kBytesPerStep = 256;
+constexpr int64_t kItemsPerStep = 16;
+}  // namespace
+
+void Renderer::charge_value(const Expr& expr, const Value& v) {
+  int64_t work = 0;
+  if (v.is_string()) {
+    work = static_cast<int64_t>(v.as_str().size()) / kBytesPerStep;
+  } else if ((v.is_sequence() || v.is_dict()) && expr.kind != ExprKind::kName &&
+             expr.kind != ExprKind::kGetattr) {
+    work = static_cast<int64_t>(held_bytes(v) / kBytesPerStep);
+  }
+  if (work > 0) charge(work);
+}
+
+void Renderer::charge_operand(const Value& v) {
+  int64_t work = 0;
+  if (v.is_string()) {
+    work = static_cast<int64_t>(v.as_str().size()) / kBytesPerStep;
+  } else if (v.is_sequence()) {
+    work = static_cast<int64_t>(v.seq().items.size()) / kItemsPerStep;
+  } else if (v.is_dict()) {
+    work = static_cast<int64_t>(v.dict().size()) / kItemsPerStep;
+  }
+  if (work > 0) charge(work);
+}
+
+void Renderer::append(std::string& out, std::string_view text) const {
+  if (text.size() > limits_.max_output_bytes - std::min(limits_.max_output_bytes, out.size()))
+    throw_limit("the rendered text", "max_output_bytes", limits_.max_output_bytes);
+  out += text;
+}
 
 Renderer::~Renderer() {
   for (const std::weak_ptr<Namespace>& weak : namespaces_) {
@@ -62,18 +119,15 @@ Renderer::Flow Renderer::exec_body(const Body& body, const ScopePtr& scope, std:
 }
 
 Renderer::Flow Renderer::exec(const Stmt& stmt, const ScopePtr& scope, std::string& out) {
+  const DepthGuard depth(*this, stmt.pos);
   switch (stmt.kind) {
     case StmtKind::kOutput:
       for (const OutputStmt::Part& part : static_cast<const OutputStmt&>(stmt).parts) {
         if (part.expr) {
           const Value v = eval(*part.expr, scope);
-          if (v.is_string()) {
-            out += v.as_str();
-          } else {
-            out += with_pos(part.expr->pos, [&] { return to_str(v); });
-          }
+          with_pos(part.expr->pos, [&] { append(out, v.is_string() ? v.as_str() : to_str(v)); });
         } else {
-          out += part.text;
+          with_pos(stmt.pos, [&] { append(out, part.text); });
         }
       }
       return Flow::kNormal;
@@ -115,8 +169,12 @@ Renderer::Flow Renderer::exec(const Stmt& stmt, const ScopePtr& scope, std::stri
       const Value callee = eval(*s.call->callee, scope);
       CallArgs args = eval_args(s.call->args, scope);
       args.kwargs.emplace_back("caller", make_macro(s.caller, scope));
-      const Value result = with_pos(s.call->pos, [&] { return call(callee, args); });
-      out += with_pos(s.pos, [&] { return to_str(result); });
+      const Value result = with_pos(s.call->pos, [&] {
+        Value v = call(callee, args);
+        check_bounds(v);
+        return v;
+      });
+      with_pos(s.pos, [&] { append(out, to_str(result)); });
       return Flow::kNormal;
     }
     case StmtKind::kFilterBlock: {
@@ -125,7 +183,7 @@ Renderer::Flow Renderer::exec(const Stmt& stmt, const ScopePtr& scope, std::stri
       if (const Flow flow = exec_body(s.body, Scope::child_of(scope), text); flow != Flow::kNormal)
         return flow;
       const Value v = apply_filter_chain(s.filters, Value(std::move(text)), scope);
-      out += with_pos(s.pos, [&] { return to_str(v); });
+      with_pos(s.pos, [&] { append(out, to_str(v)); });
       return Flow::kNormal;
     }
     case StmtKind::kWith: {
@@ -185,6 +243,7 @@ Renderer::Flow Renderer::exec_for(const ForStmt& s, const ScopePtr& scope, const
   }
   const Value loop_value(loop);
   for (size_t i = 0; i < loop->items.size(); ++i) {
+    with_pos(s.pos, [&] { step(); });  // an empty body still costs a step per iteration
     loop->index0 = i;
     ScopePtr iteration = Scope::child_of(scope);
     with_pos(s.target.pos, [&] { assign(s.target, loop->items[i], iteration); });
@@ -233,7 +292,9 @@ Value Renderer::make_macro(const MacroDef& def, const ScopePtr& scope) {
 
 // jinja2.runtime.Macro.__call__ / _invoke.
 Value Renderer::invoke_macro(const MacroDef& def, const ScopePtr& closure, CallArgs& args) {
-  if (call_depth_ >= kMaxCallDepth) throw_error("RecursionError", "maximum recursion depth exceeded");
+  if (call_depth_ >= limits_.max_call_depth)
+    throw_error("RecursionError", "maximum recursion depth exceeded (TemplateLimits::max_call_depth = {})",
+                limits_.max_call_depth);
   const size_t n_params = def.params.size();
   ScopePtr frame = Scope::child_of(closure);
   std::vector<std::pair<std::string, Value>> kwargs = std::move(args.kwargs);
@@ -320,7 +381,10 @@ Value Renderer::call(const Value& callee, CallArgs& args) {
         throw_error("TypeError", "loop() takes exactly one argument ({} given)",
                     args.args.size() + args.kwargs.size());
       }
-      if (call_depth_ >= kMaxCallDepth) throw_error("RecursionError", "maximum recursion depth exceeded");
+      if (call_depth_ >= limits_.max_call_depth)
+        throw_error("RecursionError",
+                    "maximum recursion depth exceeded (TemplateLimits::max_call_depth = {})",
+                    limits_.max_call_depth);
       ++call_depth_;
       try {
         Value v = loop.recurse(*this, args.args[0], loop.depth0 + 1);
@@ -339,6 +403,7 @@ Value Renderer::call(const Value& callee, CallArgs& args) {
 Value Renderer::apply_filter(const std::string& name, const Value& operand, const CallArgs& args) {
   const FilterFn fn = find_filter(name);
   if (fn == nullptr) throw_error("TemplateRuntimeError", "No filter named '{}'.", name);
+  if (name != "length" && name != "count") charge_operand(operand);  // the two O(1) filters templates loop on
   return fn(*this, operand, args);
 }
 
@@ -387,7 +452,13 @@ CallArgs Renderer::eval_args(const ArgExprs& a, const ScopePtr& scope) {
 }
 
 Value Renderer::eval(const Expr& expr, const ScopePtr& scope) {
-  return with_pos(expr.pos, [&] { return eval_inner(expr, scope); });
+  const DepthGuard depth(*this, expr.pos);
+  return with_pos(expr.pos, [&] {
+    Value v = eval_inner(expr, scope);
+    check_bounds(v);
+    charge_value(expr, v);
+    return v;
+  });
 }
 
 Value Renderer::eval_inner(const Expr& expr, const ScopePtr& scope) {
@@ -461,12 +532,12 @@ Value Renderer::eval_inner(const Expr& expr, const ScopePtr& scope) {
       Value left = eval(*e.left, scope);
       if (e.op == BinaryOp::kAnd) return truthy(left) ? eval(*e.right, scope) : left;
       if (e.op == BinaryOp::kOr) return truthy(left) ? left : eval(*e.right, scope);
-      return binary_op(e.op, left, eval(*e.right, scope));
+      return binary_op(e.op, left, eval(*e.right, scope), limits_);
     }
     case ExprKind::kConcat: {
       const auto& e = static_cast<const ConcatExpr&>(expr);
       std::string out;
-      for (const ExprPtr& item : e.items) out += to_str(eval(*item, scope));
+      for (const ExprPtr& item : e.items) append(out, to_str(eval(*item, scope)));
       return Value(std::move(out));
     }
     case ExprKind::kCompare: {
@@ -474,6 +545,8 @@ Value Renderer::eval_inner(const Expr& expr, const ScopePtr& scope) {
       Value left = eval(*e.first, scope);
       for (const auto& [op, right_expr] : e.ops) {
         Value right = eval(*right_expr, scope);
+        charge_operand(left);
+        charge_operand(right);
         if (!compare(op, left, right)) return false;
         left = std::move(right);
       }

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "template/ast.h"
+#include "template/limits.h"
 #include "template/scope.h"
 #include "template/value.h"
 
@@ -13,7 +14,8 @@ namespace tandem::tmpl {
 
 class Renderer {
  public:
-  explicit Renderer(const TemplateAst& ast) : ast_(ast) {}
+  /// `limits` bound this render (template/limits.h): a RenderError of kind "RenderLimitError" stops it.
+  Renderer(const TemplateAst& ast, const TemplateLimits& limits) : ast_(ast), limits_(limits) {}
   ~Renderer();
   Renderer(const Renderer&) = delete;
   Renderer& operator=(const Renderer&) = delete;
@@ -33,7 +35,41 @@ class Renderer {
   /// self-references (`{% set ns.me = ns %}`) cannot leak.
   void track_namespace(const std::shared_ptr<Namespace>& ns) { namespaces_.push_back(ns); }
 
+  const TemplateLimits& limits() const { return limits_; }
+
+  /// Counts `n` steps of work (TemplateLimits::max_steps). Every statement, expression and loop iteration is
+  /// a step; filters that loop over many items call it per item.
+  void charge(int64_t n) {
+    steps_ += n;
+    if (steps_ > limits_.max_steps) throw_limit("the render's step count", "max_steps", limits_.max_steps);
+  }
+  void step() { charge(1); }
+  /// Charges the O(n) work of reading `v` whole (a filter's operand, a method's object, a comparison's side):
+  /// its items / 16 for a container, its bytes / 256 for a string.
+  void charge_operand(const Value& v);
+
  private:
+  /// One statement or expression: a step (TemplateLimits::max_steps) and one level of evaluation nesting
+  /// (TemplateLimits::max_render_depth), released on scope exit. Errors carry `pos`.
+  class DepthGuard {
+   public:
+    DepthGuard(Renderer& r, SourcePos pos);
+    ~DepthGuard() { --r_.render_depth_; }
+    DepthGuard(const DepthGuard&) = delete;
+    DepthGuard& operator=(const DepthGuard&) = delete;
+
+   private:
+    Renderer& r_;
+  };
+
+  /// Throws unless `v` is within the per-value bounds: what it holds within max_output_bytes, its nesting
+  /// within max_nesting.
+  void check_bounds(const Value& v) const;
+  /// Charges the work behind `v`, the value of `expr` (see renderer.cpp).
+  void charge_value(const Expr& expr, const Value& v);
+  /// out += text, within max_output_bytes.
+  void append(std::string& out, std::string_view text) const;
+
   enum class Flow { kNormal, kBreak, kContinue };
 
   Flow exec_body(const Body& body, const ScopePtr& scope, std::string& out);
@@ -56,6 +92,9 @@ class Renderer {
   Scope* retain(const ScopePtr& scope);
 
   const TemplateAst& ast_;
+  TemplateLimits limits_;
+  int64_t steps_ = 0;
+  int render_depth_ = 0;
   int call_depth_ = 0;
   std::vector<ScopePtr> retained_scopes_;
   std::vector<std::weak_ptr<Namespace>> namespaces_;

@@ -1,5 +1,6 @@
 #include "template/value.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -15,6 +16,13 @@ namespace {
 // Printing nests through containers; a Namespace can contain itself, which Python prints as "{...}" and we
 // refuse rather than overflow the stack.
 constexpr int kMaxPrintDepth = 200;
+
+// held_bytes() of a container counts this much per item on top of what the item holds (a Value's size).
+constexpr size_t kItemBytes = 16;
+
+size_t add_saturating(size_t a, size_t b) {
+  return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
 
 void append_repr(std::string& out, const Value& v, int depth);
 
@@ -213,9 +221,41 @@ Value Value::generator(const char* name, std::function<std::vector<Value>()> pro
 
 Value Value::sequence(std::vector<Value> items, SeqKind kind) {
   auto s = std::make_shared<Sequence>();
+  for (const Value& item : items) {
+    s->depth = std::max(s->depth, 1 + nesting(item));
+    s->bytes = add_saturating(s->bytes, add_saturating(held_bytes(item), kItemBytes));
+  }
   s->items = std::move(items);
   s->kind = kind;
   return Value(std::shared_ptr<const Sequence>(std::move(s)));
+}
+
+size_t held_bytes(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::kString:
+      return v.as_str().size();
+    case Value::Kind::kSequence:
+      return v.seq().bytes;
+    case Value::Kind::kDict:
+      return v.dict().bytes();
+    case Value::Kind::kNamespace:
+      return v.ns().attrs.bytes();
+    default:
+      return 0;
+  }
+}
+
+int nesting(const Value& v) {
+  switch (v.kind()) {
+    case Value::Kind::kSequence:
+      return v.seq().depth;
+    case Value::Kind::kDict:
+      return v.dict().depth();
+    case Value::Kind::kNamespace:
+      return v.ns().attrs.depth();
+    default:
+      return 0;
+  }
 }
 
 const void* Value::identity() const {
@@ -330,10 +370,17 @@ const Value* Dict::find(const Value& key) const {
 }
 
 void Dict::set(Value key, Value value) {
+  // nesting() of a namespace that holds this dict reads depth_, so a self-reference ({% set ns.me = ns %})
+  // only reads the old value: no recursion.
+  depth_ = std::max({depth_, 1 + nesting(key), 1 + nesting(value)});
+  const size_t value_bytes = held_bytes(value);
   auto [it, inserted] = index_.emplace(hash_key(key), entries_.size());
   if (inserted) {
+    bytes_ = add_saturating(bytes_, add_saturating(held_bytes(key), add_saturating(value_bytes, kItemBytes)));
     entries_.emplace_back(std::move(key), std::move(value));
   } else {
+    const size_t old_bytes = held_bytes(entries_[it->second].second);
+    bytes_ = add_saturating(bytes_ - std::min(bytes_, old_bytes), value_bytes);
     entries_[it->second].second = std::move(value);
   }
 }

@@ -143,6 +143,13 @@ class Value {
 struct Sequence {
   std::vector<Value> items;  // unused for kIterator (see remaining())
   SeqKind kind = SeqKind::kList;
+  /// 1 + the deepest nesting() among items, set when the sequence is built (an iterator counts as 1: its
+  /// items reach a template only through a new sequence). The renderer bounds it
+  /// (TemplateLimits::max_nesting).
+  int depth = 1;
+  /// The sum of held_bytes() over items, set with `depth` (0 for an iterator). The renderer bounds it
+  /// (TemplateLimits::max_output_bytes): strings are copied into containers, so this is memory really held.
+  size_t bytes = 0;
   int64_t range_start = 0, range_stop = 0, range_step = 1;  // for kRange (printing only)
 
   // kIterator state. Iterators are consumed through const Values, like any Python object reference.
@@ -174,9 +181,16 @@ class Dict {
   size_t size() const { return entries_.size(); }
   bool empty() const { return entries_.empty(); }
   const std::vector<std::pair<Value, Value>>& entries() const { return entries_; }
+  /// 1 + the deepest nesting() of any key or value ever set (never lowered: an overwritten entry may leave it
+  /// an over-estimate, which only makes the renderer's nesting bound stricter).
+  int depth() const { return depth_; }
+  /// The sum of held_bytes() over keys and values (an overwritten value's bytes are replaced; saturating).
+  size_t bytes() const { return bytes_; }
 
  private:
   std::vector<std::pair<Value, Value>> entries_;
+  int depth_ = 1;
+  size_t bytes_ = 0;
   std::unordered_map<std::string, size_t> index_;  // hash_key(key) -> position in entries_
 };
 
@@ -202,6 +216,14 @@ struct Callable {
 /// Python hashing identity of a dict key: equal keys (1 == 1.0 == True) give the same string.
 /// Throws TypeError "unhashable type: 'list'" for unhashable values.
 std::string hash_key(const Value& key);
+
+/// How deeply `v` nests containers: 0 for scalars, strings and callables; a sequence's or dict's depth(); a
+/// namespace's attribute dict's depth(). O(1): depths are kept as containers are built.
+int nesting(const Value& v);
+
+/// Approximately the memory `v` holds: a string's bytes; a container's bytes (its items' held_bytes plus 16
+/// per item); a namespace's attribute dict's; 0 for the rest. O(1), kept as containers are built; saturating.
+size_t held_bytes(const Value& v);
 
 /// Python truthiness (jinja2.Undefined is false).
 bool truthy(const Value& v);

@@ -7,11 +7,12 @@ namespace tandem::tokenizer {
 
 std::string apply_chat_template(const Tokenizer& tok, const nlohmann::ordered_json& messages,
                                 const nlohmann::ordered_json& tools, bool add_generation_prompt,
-                                const nlohmann::ordered_json& extra_kwargs) {
+                                const nlohmann::ordered_json& extra_kwargs,
+                                const tmpl::TemplateLimits& limits) {
   if (tok.chat_template().empty()) fail("the tokenizer has no chat_template (tokenizer_config.json / chat_template.jinja)");
   if (!messages.is_array()) fail("messages must be a JSON list, got {}", messages.type_name());
   // Parsed per call: templates are a few KB and parsing is microseconds next to a forward pass.
-  const tmpl::ChatTemplate t = tmpl::ChatTemplate::parse(tok.chat_template());
+  const tmpl::ChatTemplate t = tmpl::ChatTemplate::parse(tok.chat_template(), limits);
   nlohmann::ordered_json ctx = nlohmann::ordered_json::object();
   if (extra_kwargs.is_object())
     for (const auto& [k, v] : extra_kwargs.items()) ctx[k] = v;

@@ -28,9 +28,10 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_file(const std::filesystem::path& tokenizer_json);
   /// Builds from parsed tokenizer.json content; `source` names it in errors.
   static std::unique_ptr<Tokenizer> from_json(const nlohmann::json& tokenizer_json, std::string_view source);
-  /// Loads tokenizer.json plus tokenizer_config.json (chat_template string or the separate chat_template.jinja
-  /// file, bos/eos token strings, added_tokens_decoder entries missing from tokenizer.json,
-  /// clean_up_tokenization_spaces) from a model folder. tokenizer_config.json is optional.
+  /// Loads tokenizer.json plus tokenizer_config.json (chat_template string or the separate
+  /// chat_template.jinja file, bos/eos token strings, added_tokens_decoder entries missing from
+  /// tokenizer.json, clean_up_tokenization_spaces) from a model folder. tokenizer_config.json is optional.
+  /// When the folder has a config.json with an integer vocab_size, check_model_vocabulary is applied to it.
   static std::unique_ptr<Tokenizer> from_dir(const std::filesystem::path& dir);
 
   ~Tokenizer();
@@ -78,6 +79,11 @@ class Tokenizer {
   std::optional<std::string> eos_token_;
   bool clean_up_tokenization_spaces_ = false;
 };
+
+/// Throws tandem::Error naming `where` (e.g. "config.json") and vocab_size when a model whose embedding has
+/// `vocab_size` rows is smaller than `tok`'s vocabulary (tok.vocab_size(), the largest id + 1): the tokenizer
+/// would produce ids the model cannot embed. A larger model vocabulary (padding rows) is normal.
+void check_model_vocabulary(const Tokenizer& tok, int64_t vocab_size, std::string_view where);
 
 /// transformers' clean_up_tokenization: removes the space before . ? ! , and English contractions, in its order.
 std::string clean_up_tokenization(std::string_view text);

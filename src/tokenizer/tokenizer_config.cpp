@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_text.h"
 #include "tokenizer/json_fields.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/tokenizer_components.h"
@@ -54,11 +55,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_dir(const std::filesystem::path& dir)
   nlohmann::json config = nlohmann::json::object();
   const std::string where = config_path.string();
   if (std::filesystem::exists(config_path)) {
-    try {
-      config = nlohmann::json::parse(read_text(config_path));
-    } catch (const nlohmann::json::exception& e) {
-      fail("{}: invalid JSON: {}", where, e.what());
-    }
+    config = parse_json_text<nlohmann::json>(read_text(config_path), where);
     if (!config.is_object()) fail("{}: expected a JSON object", where);
   }
 
@@ -71,12 +68,13 @@ std::unique_ptr<Tokenizer> Tokenizer::from_dir(const std::filesystem::path& dir)
     std::vector<std::pair<int32_t, AddedToken>> extra;
     for (const auto& [key, t] : decoder->items()) {
       const std::string w = jf::path(dw, key);
-      int32_t id = 0;
+      nlohmann::json key_value;
       try {
-        id = jf::as_id(nlohmann::json::parse(key), w);
-      } catch (const nlohmann::json::exception&) {
+        key_value = parse_json_text<nlohmann::json>(key, w);
+      } catch (const Error&) {
         fail("{}: the key is not a token id", w);
       }
+      const int32_t id = jf::as_id(key_value, w);
       AddedToken added{.id = id,
                        .content = jf::get_string(t, "content", w),
                        .single_word = jf::get_bool(t, "single_word", w, false),
@@ -112,7 +110,26 @@ std::unique_ptr<Tokenizer> Tokenizer::from_dir(const std::filesystem::path& dir)
   tok->bos_token_ = token_string(config, "bos_token", where);
   tok->eos_token_ = token_string(config, "eos_token", where);
   tok->clean_up_tokenization_spaces_ = jf::get_bool(config, "clean_up_tokenization_spaces", where, false);
+
+  // Where the folder is a model checkpoint, its embedding must cover every id this tokenizer produces.
+  const std::filesystem::path model_config = dir / "config.json";
+  if (std::filesystem::exists(model_config)) {
+    const auto mc = parse_json_text<nlohmann::json>(read_text(model_config), model_config.string());
+    if (const nlohmann::json* v = jf::find(mc, "vocab_size"); v && v->is_number_integer()) {
+      const int64_t vocab =
+          v->is_number_unsigned() && v->get<uint64_t>() > INT64_MAX ? INT64_MAX : v->get<int64_t>();
+      check_model_vocabulary(*tok, vocab, model_config.string());
+    }
+  }
   return tok;
+}
+
+void check_model_vocabulary(const Tokenizer& tok, int64_t vocab_size, std::string_view where) {
+  if (vocab_size < tok.vocab_size())
+    fail(
+        "{}: 'vocab_size' {} is smaller than the tokenizer's vocabulary ({} ids); ids from {} up would "
+        "index past the model's embedding",
+        where, vocab_size, tok.vocab_size(), vocab_size);
 }
 
 }  // namespace tandem::tokenizer

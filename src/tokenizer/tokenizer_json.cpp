@@ -1,8 +1,10 @@
 // tokenizer.json -> Tokenizer: each section parsed by its component; decoder and post_processor checked here.
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_text.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/json_fields.h"
 #include "tokenizer/tokenizer.h"
@@ -188,13 +190,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_json(const nlohmann::json& j, std::st
 std::unique_ptr<Tokenizer> Tokenizer::from_file(const std::filesystem::path& tokenizer_json) {
   std::ifstream in(tokenizer_json, std::ios::binary);
   if (!in) fail("{}: cannot open", tokenizer_json.string());
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", tokenizer_json.string(), e.what());
-  }
-  return from_json(j, tokenizer_json.string());
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) fail("{}: read error", tokenizer_json.string());
+  return from_json(parse_json_text<nlohmann::json>(text, tokenizer_json.string()), tokenizer_json.string());
 }
 
 }  // namespace tandem::tokenizer

@@ -260,9 +260,11 @@ TEST(DummyForward, FiftyLayersStayFiniteInEveryLayoutAndTheSeedDecidesTheLogits)
 // scales) over one dense and one MoE layer; fewer experts and a smaller vocabulary keep it under 1 GB.
 TEST(DummyForward, RealGlm47Fp8WidthsStayFinite) {
   auto be = test::make_test_backend(2);
+  // A smaller vocabulary needs eos ids inside it (config.json validation refuses ids past vocab_size).
   const nlohmann::json small = {{"num_hidden_layers", 2}, {"first_k_dense_replace", 1},
                                 {"n_routed_experts", 8},  {"num_experts_per_tok", 2},
-                                {"vocab_size", 2048},     {"num_nextn_predict_layers", 0}};
+                                {"vocab_size", 2048},     {"num_nextn_predict_layers", 0},
+                                {"eos_token_id", 2047}};
   auto m = load_dummy(config_fixture("glm-4.7-fp8"), *be, small);
   EXPECT_EQ(m->config.hidden_size, 5120);
   EXPECT_FALSE(m->draft);

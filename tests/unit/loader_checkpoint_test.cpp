@@ -179,5 +179,112 @@ TEST(CheckpointTest, CorruptShardNamesTheFile) {
   EXPECT_THAT(error_of([&] { Checkpoint::open(dir.path()); }), HasSubstr("model.safetensors"));
 }
 
+// ---------------------------------------------------------------- hardening (issue 18)
+
+// {"x": [[[...]]]} nested `depth` levels below the top object.
+std::string deep_object(int depth) {
+  return R"({"x": )" + std::string(static_cast<size_t>(depth), '[') +
+         std::string(static_cast<size_t>(depth), ']') + "}";
+}
+
+// Every JSON file of a checkpoint is parsed with a depth limit: a value nested 10^5 deep is an error naming
+// the file, never a stack overflow later (copying, dumping or comparing such a value recurses once per
+// level).
+TEST(LoaderHardening, DeeplyNestedJsonFilesAreRefusedNamingTheFile) {
+  for (const char* file : {"config.json", "generation_config.json", "model.safetensors.index.json"}) {
+    TempDir dir;
+    write_config(dir);
+    writer_with({{"a", {1}}}).write(dir / "model.safetensors");
+    write_file(dir / file, deep_object(100000));
+    const std::string msg = error_of([&] { Checkpoint::open(dir.path()); });
+    EXPECT_THAT(msg, HasSubstr((dir / file).string())) << file;
+    EXPECT_THAT(msg, HasSubstr("nested deeper than 512 levels")) << file;
+  }
+  // Brackets inside strings are text, not nesting.
+  TempDir dir;
+  write_json(dir / "config.json", {{"hidden_size", 4}, {"note", std::string(100000, '[')}});
+  writer_with({{"a", {1}}}).write(dir / "model.safetensors");
+  EXPECT_EQ(Checkpoint::open(dir.path())->config().at("hidden_size"), 4);
+}
+
+// A folder with config.json, one real shard and an index whose weight_map sends tensor "b" to `file`.
+void write_index_naming(const std::filesystem::path& dir, const std::string& file) {
+  std::filesystem::create_directories(dir);
+  write_json(dir / "config.json", {{"hidden_size", 4}});
+  writer_with({{"a", {1}}}).write(dir / "model-00001-of-00002.safetensors");
+  write_json(dir / "model.safetensors.index.json",
+             {{"weight_map", {{"a", "model-00001-of-00002.safetensors"}, {"b", file}}}});
+}
+
+// The index is text anyone can write: a shard path leaving the folder would open (and echo in header errors)
+// any file the server can read. Each error names the index, the entry and the path.
+TEST(LoaderHardening, IndexPathsOutsideTheCheckpointAreRefused) {
+  TempDir base;  // base/ckpt is the checkpoint; base/secret.safetensors a valid shard it must not reach
+  writer_with({{"b", {1}}}).write(base / "secret.safetensors");
+  const auto ckpt = base / "ckpt";
+  for (const std::string& name :
+       {std::string("../secret.safetensors"), (base / "secret.safetensors").string(),
+        std::string("sub/../../secret.safetensors")}) {
+    std::filesystem::create_directories(ckpt / "sub");
+    write_index_naming(ckpt, name);
+    const std::string msg = error_of([&] { Checkpoint::open(ckpt); });
+    EXPECT_THAT(msg, HasSubstr("model.safetensors.index.json: weight_map[\"b\"]")) << name;
+    EXPECT_THAT(msg, HasSubstr("'" + name + "'")) << name;
+    EXPECT_THAT(msg, ::testing::AnyOf(HasSubstr("absolute path"), HasSubstr("'..'"))) << name;
+  }
+}
+
+// Confinement is by name: a link the folder holds is the folder's choice, so a variant checkpoint made of links to
+// another's shards (index included, config.json edited) loads.
+TEST(LoaderHardening, IndexNamedSymlinksOfAFolderOfLinksLoad) {
+  TempDir outside;
+  writer_with({{"b", {1}}}).write(outside / "real-shard.safetensors");
+  TempDir dir;
+  write_index_naming(dir.path(), "model-00002-of-00002.safetensors");
+  std::filesystem::create_symlink(outside / "real-shard.safetensors", dir / "model-00002-of-00002.safetensors");
+  const auto c = Checkpoint::open(dir.path());
+  ASSERT_NE(c->find("b"), nullptr);
+  EXPECT_EQ(c->find("b")->file, "model-00002-of-00002.safetensors");
+}
+
+TEST(LoaderHardening, SymlinksInsideTheCheckpointTheHubCacheAndFolderFarmsLoad) {
+  {  // a link to a file in the folder itself, named by the index
+    TempDir dir;
+    write_index_naming(dir.path(), "model-00002-of-00002.safetensors");
+    std::filesystem::create_directories(dir / "store");
+    writer_with({{"b", {1}}}).write(dir / "store" / "real.safetensors");
+    std::filesystem::create_symlink("store/real.safetensors", dir / "model-00002-of-00002.safetensors");
+    EXPECT_NE(Checkpoint::open(dir.path())->find("b"), nullptr);
+  }
+  {  // a folder of links made by hand (no index), e.g. to edit config.json: what the folder holds is opened
+    TempDir outside;
+    writer_with({{"a", {1}}}).write(outside / "model.safetensors");
+    TempDir dir;
+    write_config(dir);
+    std::filesystem::create_symlink(outside / "model.safetensors", dir / "model.safetensors");
+    EXPECT_NE(Checkpoint::open(dir.path())->find("a"), nullptr);
+  }
+  {  // a link to a file in the folder itself
+    TempDir dir;
+    write_config(dir);
+    std::filesystem::create_directories(dir / "store");
+    writer_with({{"a", {1}}}).write(dir / "store" / "real.safetensors");
+    std::filesystem::create_symlink("store/real.safetensors", dir / "model.safetensors");
+    EXPECT_NE(Checkpoint::open(dir.path())->find("a"), nullptr);
+  }
+  {  // huggingface_hub's cache: <repo>/snapshots/<rev>/<shard> -> ../../blobs/<hash>, index included
+    TempDir repo;
+    std::filesystem::create_directories(repo / "blobs");
+    const auto snapshot = repo / "snapshots" / "0123abcd";
+    write_index_naming(snapshot, "model-00002-of-00002.safetensors");
+    writer_with({{"b", {1}}}).write(repo / "blobs" / "5f2e9a");
+    std::filesystem::create_symlink("../../blobs/5f2e9a", snapshot / "model-00002-of-00002.safetensors");
+    const auto c = Checkpoint::open(snapshot);
+    ASSERT_NE(c->find("b"), nullptr);
+    EXPECT_EQ(c->find("b")->file,
+              "model-00002-of-00002.safetensors");  // the name in the folder, not the blob's
+  }
+}
+
 }  // namespace
 }  // namespace tandem::loader

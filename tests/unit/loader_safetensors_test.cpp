@@ -187,6 +187,32 @@ TEST(SafetensorsTest, EveryMalformedHeaderIsAnErrorNamingFileAndTensor) {
   }
 }
 
+// A header value nested 10^5 deep parsed (nlohmann's parser is iterative) but every later dump or copy of it
+// recursed once per level and overflowed the stack: it must be refused while parsing, naming the file.
+TEST(LoaderHardening, DeeplyNestedHeaderIsAnErrorNotAStackOverflow) {
+  TempDir dir;
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string d16(16, '\0');
+  const std::pair<const char*, std::string> cases[] = {
+      {"tensor entry", R"({"w":)" + deep + "}"},
+      {"metadata value", R"({"__metadata__":{"k":)" + deep + "}}"},
+      {"unterminated", std::string(100000, '{')},
+  };
+  for (const auto& [label, header] : cases) {
+    const auto path = dir / (std::string("deep_") + label + ".safetensors");
+    write_file(path, raw_safetensors(header, d16));
+    const std::string msg = error_of([&] { SafetensorsFile::open(path); });
+    EXPECT_THAT(msg, HasSubstr(path.string())) << label;
+    EXPECT_THAT(msg, HasSubstr("nested deeper than 512 levels")) << label;
+  }
+  // At the limit the header is parsed and judged on its content (a metadata value must be a string).
+  const std::string at_limit = std::string(510, '[') + std::string(510, ']');  // + 2 object levels = 512
+  const auto path = dir / "at_limit.safetensors";
+  write_file(path, raw_safetensors(R"({"__metadata__":{"k":)" + at_limit + "}}", d16));
+  const std::string msg = error_of([&] { SafetensorsFile::open(path); });
+  EXPECT_THAT(msg, HasSubstr("__metadata__['k'] must be a string"));
+}
+
 TEST(SafetensorsTest, ValidEdgeCasesParse) {
   TempDir dir;
   // Null metadata, trailing padding spaces, a zero-size tensor sharing an offset with a real one, gaps.

@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
+#include <random>
+#include <span>
 
 #include "sampling/philox.h"
 #include "sampling/rng.h"
@@ -192,11 +195,15 @@ TEST(Sampler, GreedyIsArgmaxLowestIndexOnTies) {
 
 TEST(Sampler, ArgmaxAgreesWithMaxElementOnTiesSignedZerosAndNans) {
   const float nan = std::nanf("");
+  const float inf = std::numeric_limits<float>::infinity();
   std::vector<std::vector<float>> rows = {
       {3.0f},
-      {nan, 5.0f, 1.0f},                       // a NaN first is never beaten (max_element's rule)
-      {1.0f, nan, 7.0f, nan, 7.0f},            // NaNs elsewhere are skipped; the first 7 wins
-      {-0.0f, 0.0f, -1.0f},                    // -0 and +0 tie: the first
+      {nan, 5.0f, 1.0f},             // NaN counts as -inf, first or not: 5 wins
+      {1.0f, nan, 7.0f, nan, 7.0f},  // NaNs elsewhere are skipped; the first 7 wins
+      {nan, nan, nan},               // all NaN: all tie at -inf, the lowest id
+      {-inf, nan, -inf},             // NaN and -inf tie
+      {-inf, 2.0f, inf, inf},        // the first +inf
+      {-0.0f, 0.0f, -1.0f},          // -0 and +0 tie: the first
       {-5.0f, -3.0f, -3.0f, -4.0f, -9.0f, -3.0f, -8.0f, -7.0f, -6.0f, -3.0f, -2.0f},
   };
   uint32_t s = 7;
@@ -210,8 +217,10 @@ TEST(Sampler, ArgmaxAgreesWithMaxElementOnTiesSignedZerosAndNans) {
     v[n - 1] = 1e9f;  // the maximum in the tail
     rows.push_back(v);
   }
+  // std::max_element with NaN ordered as -inf: the contract of argmax.
+  auto less = [inf](float a, float b) { return (std::isnan(a) ? -inf : a) < (std::isnan(b) ? -inf : b); };
   for (const auto& r : rows)
-    EXPECT_EQ(argmax(r), std::max_element(r.begin(), r.end()) - r.begin()) << "row of " << r.size();
+    EXPECT_EQ(argmax(r), std::max_element(r.begin(), r.end(), less) - r.begin()) << "row of " << r.size();
 }
 
 TEST(Sampler, TopKTopPMinPRestrictTheDistribution) {
@@ -256,6 +265,193 @@ TEST(Sampler, PenaltiesFollowOpenAIAndHF) {
   EXPECT_FLOAT_EQ(l[0], 1.0f);                         // 2 / 2
   EXPECT_FLOAT_EQ(l[1], -4.0f - 2 * 0.5f - 0.25f);     // -2 * 2, then frequency and presence
   EXPECT_FLOAT_EQ(l[2], 1.0f);
+}
+
+// ---------------------------------------------------------------- hardening (issue 18)
+
+constexpr float kNan = std::numeric_limits<float>::quiet_NaN();
+constexpr float kInf = std::numeric_limits<float>::infinity();
+
+// Parameter sets a client could try: extreme, non-finite, out of range.
+std::vector<SamplingParams> extreme_params() {
+  std::vector<SamplingParams> out;
+  for (float t : {0.0f, 1e-45f, 0.7f, 1e30f, kInf, kNan, -1.0f}) {
+    for (float rep : {1.0f, 1e-45f, 1e38f, kInf, kNan, 0.0f}) {
+      SamplingParams p;
+      p.temperature = t;
+      p.repetition_penalty = rep;
+      out.push_back(p);
+    }
+  }
+  for (float pen : {2.0f, -2.0f, 1e38f, -1e38f, kInf, -kInf, kNan}) {
+    SamplingParams p;
+    p.frequency_penalty = pen;
+    p.presence_penalty = -pen;
+    out.push_back(p);
+  }
+  for (float x : {0.0f, -1.0f, 1e-45f, 2.0f, kInf, kNan}) {
+    SamplingParams p;
+    p.top_p = x;
+    p.min_p = x;
+    p.top_k = x > 1 ? 1 << 30 : -5;
+    out.push_back(p);
+  }
+  return out;
+}
+
+// Every id the sampler returns indexes the row, whatever the row holds and the parameters say; and it never
+// picks a NaN / -inf logit while some logit is finite or +inf.
+TEST(SamplingHardening, NeverReturnsAnIdOutsideTheRowOrANanToken) {
+  std::vector<std::vector<float>> rows = {
+      {kNan, kNan, kNan, kNan},         {-kInf, -kInf, -kInf},
+      {kNan, -kInf, kNan, -kInf, kNan}, {kNan, 1.0f, kNan, 0.5f},
+      {-kInf, -kInf, 3.0f, kNan},       {kInf, 0.0f, kInf, kNan},
+      {-3.4e38f, 3.4e38f, 0.0f},        {0.0f},
+  };
+  std::mt19937 gen(18);
+  for (int r = 0; r < 40; ++r) {  // random rows mixing everything
+    std::vector<float> row(1 + gen() % 70);
+    for (float& x : row) {
+      const uint32_t k = gen() % 10;
+      x = k == 0   ? kNan
+          : k == 1 ? -kInf
+          : k == 2 ? kInf
+                   : std::ldexp(static_cast<float>(gen() % 2000) - 1000.0f, gen() % 140);
+    }
+    rows.push_back(row);
+  }
+  TokenHistory h;
+  h.prompt_counts[0] = 1;
+  h.output_counts[1] = 3;
+  h.output_counts[2] = 1;
+  for (const SamplingParams& p : extreme_params()) {
+    for (const auto& raw : rows) {
+      std::vector<float> row = raw;
+      apply_penalties(row, p, h);
+      bool any_real = false;
+      for (float x : row) any_real = any_real || (!std::isnan(x) && x != -kInf);
+      for (double u : {0.0, 0.5, kMaxUniform}) {
+        int32_t id = -1;
+        ASSERT_NO_THROW(id = sample(row, p, u)) << "T " << p.temperature << " rep " << p.repetition_penalty;
+        ASSERT_GE(id, 0);
+        ASSERT_LT(static_cast<size_t>(id), row.size());
+        if (any_real) {
+          EXPECT_FALSE(std::isnan(row[id]) || row[id] == -kInf)
+              << "picked a non-token logit " << row[id] << " (T " << p.temperature << ")";
+        } else {
+          EXPECT_EQ(id, 0) << "a row without a finite logit falls back to argmax's lowest id";
+        }
+      }
+    }
+  }
+}
+
+// Penalties move a finite logit but never make it NaN or infinite, so a penalised row still has a softmax.
+TEST(SamplingHardening, ExtremePenaltiesKeepFiniteLogitsFinite) {
+  TokenHistory h;
+  h.prompt_counts[0] = 1;
+  h.prompt_counts[1] = 1;
+  h.output_counts[2] = 1000000;
+  h.output_counts[3] = 1;
+  h.output_counts[4] = 2;
+  for (const SamplingParams& p : extreme_params()) {
+    std::vector<float> l = {2.0f, 0.0f, -2.0f, 3.0e38f, -3.0e38f, 1.0f};
+    apply_penalties(l, p, h);
+    for (size_t i = 0; i < l.size(); ++i)
+      EXPECT_TRUE(std::isfinite(l[i])) << "logit " << i << " = " << l[i] << " (rep " << p.repetition_penalty
+                                       << ", freq " << p.frequency_penalty << ")";
+    EXPECT_EQ(l[5], 1.0f);  // never seen: untouched
+  }
+  // Ordinary values keep OpenAI's and HF's arithmetic exactly (PenaltiesFollowOpenAIAndHF), and saturate
+  // instead of overflowing.
+  SamplingParams p;
+  p.repetition_penalty = 1e-40f;  // 5 / 1e-40 overflows a float
+  std::vector<float> l = {5.0f};
+  TokenHistory seen;
+  seen.prompt_counts[0] = 1;
+  apply_penalties(l, p, seen);
+  EXPECT_EQ(l[0], std::numeric_limits<float>::max());
+}
+
+TEST(SamplingHardening, NanOrInfiniteTemperatureAndNanRowsHaveDefinedResults) {
+  const std::vector<float> l = {0.5f, 2.0f, kNan, 1.0f};
+  SamplingParams p;
+  p.temperature = kNan;  // not > 0: greedy
+  EXPECT_EQ(sample(l, p, 0.9), 1);
+  p.temperature = kInf;  // the largest float: near-uniform over the finite logits, never the NaN
+  for (double u : {0.0, 0.3, 0.6, kMaxUniform}) EXPECT_NE(sample(l, p, u), 2);
+  const auto d = target_distribution(l, p);
+  EXPECT_EQ(d[2], 0.0f);
+  EXPECT_NEAR(d[0] + d[1] + d[3], 1.0, 1e-6);
+
+  p.temperature = 1.0f;
+  const std::vector<float> all_nan = {kNan, kNan, kNan};
+  EXPECT_EQ(sample(all_nan, p, 0.7), 0);
+  EXPECT_EQ(target_distribution(all_nan, p), (std::vector<float>{1.0f, 0.0f, 0.0f}));
+  const std::vector<float> infs = {1.0f, kInf, 0.0f, kInf};
+  const auto di = target_distribution(infs, p);
+  EXPECT_EQ(di, (std::vector<float>{0.0f, 0.5f, 0.0f, 0.5f}));
+
+  // log-probabilities of such rows are numbers (or -inf), never NaN, and top entries sort NaN last.
+  std::vector<float> lp(4);
+  log_softmax(l, lp);
+  for (float x : lp) EXPECT_FALSE(std::isnan(x));
+  EXPECT_EQ(lp[2], -kInf);
+  log_softmax(std::vector<float>{kNan, -kInf}, std::span<float>(lp.data(), 2));
+  EXPECT_FLOAT_EQ(lp[0], -std::log(2.0f));
+  const auto top = top_k_entries(std::vector<float>{kNan, 1.0f, kNan, 3.0f, 2.0f}, 5);
+  ASSERT_EQ(top.size(), 5u);
+  EXPECT_EQ(top[0].first, 3);
+  EXPECT_EQ(top[1].first, 4);
+  EXPECT_EQ(top[2].first, 1);
+}
+
+// What request validation refuses with a 400 (the server calls invalid_param after reading the fields):
+// values a float cannot hold (1e39 becomes inf when narrowed), NaN, and out-of-range values.
+TEST(SamplingHardening, InvalidParamNamesTheField) {
+  EXPECT_EQ(SamplingParams{}.invalid_param(), std::nullopt);
+  struct Bad {
+    const char* field;
+    SamplingParams p;
+  };
+  auto with = [](auto set) {
+    SamplingParams p;
+    set(p);
+    return p;
+  };
+  const Bad bad[] = {
+      {"temperature", with([](SamplingParams& p) { p.temperature = kNan; })},
+      {"temperature", with([](SamplingParams& p) { p.temperature = static_cast<float>(1e39); })},
+      {"temperature", with([](SamplingParams& p) { p.temperature = -0.5f; })},
+      {"top_p", with([](SamplingParams& p) { p.top_p = kNan; })},
+      {"top_p", with([](SamplingParams& p) { p.top_p = 0.0f; })},
+      {"top_p", with([](SamplingParams& p) { p.top_p = 1.5f; })},
+      {"top_k", with([](SamplingParams& p) { p.top_k = -2; })},
+      {"min_p", with([](SamplingParams& p) { p.min_p = kNan; })},
+      {"min_p", with([](SamplingParams& p) { p.min_p = 2.0f; })},
+      {"presence_penalty", with([](SamplingParams& p) { p.presence_penalty = kInf; })},
+      {"frequency_penalty", with([](SamplingParams& p) { p.frequency_penalty = -kInf; })},
+      {"frequency_penalty", with([](SamplingParams& p) { p.frequency_penalty = kNan; })},
+      {"repetition_penalty",
+       with([](SamplingParams& p) { p.repetition_penalty = static_cast<float>(1e39); })},
+      {"repetition_penalty", with([](SamplingParams& p) { p.repetition_penalty = kNan; })},
+      {"repetition_penalty", with([](SamplingParams& p) { p.repetition_penalty = 0.0f; })},
+  };
+  for (const Bad& b : bad) {
+    const auto e = b.p.invalid_param();
+    ASSERT_TRUE(e.has_value()) << b.field;
+    EXPECT_EQ(e->field, b.field);
+    EXPECT_NE(e->reason.find(std::string("'") + b.field + "'"), std::string::npos) << e->reason;
+  }
+  SamplingParams ok;
+  ok.temperature = 0.0f;
+  ok.top_p = 1e-6f;
+  ok.top_k = -1;
+  ok.min_p = 1.0f;
+  ok.presence_penalty = 2.0f;
+  ok.frequency_penalty = -2.0f;
+  ok.repetition_penalty = 1e30f;
+  EXPECT_EQ(ok.invalid_param(), std::nullopt);
 }
 
 // Each verify row makes the draw plain decoding makes at its output position, so the emitted tokens are

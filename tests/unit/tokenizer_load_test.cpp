@@ -203,6 +203,80 @@ TEST_F(TempModelDir, AddedTokensDecoderConflictIsAnError) {
   }
 }
 
+// ---------------------------------------------------------------- hardening (issue 18)
+
+// A model folder holding the charlevel fixture as tokenizer.json, removed on destruction.
+class CharlevelDir {
+ public:
+  CharlevelDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = std::filesystem::path(::testing::TempDir()) /
+           ("tandem_tok_hard_" + std::to_string(::getpid()) + "_" + (info ? info->name() : "x"));
+    std::filesystem::create_directories(dir_);
+    std::filesystem::copy_file(testing::fixtures_dir() / "charlevel.tokenizer.json", dir_ / "tokenizer.json",
+                               std::filesystem::copy_options::overwrite_existing);
+  }
+  ~CharlevelDir() { std::filesystem::remove_all(dir_); }
+  void write(const std::string& name, const std::string& text) const { std::ofstream(dir_ / name) << text; }
+  const std::filesystem::path& path() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+std::string from_dir_error(const std::filesystem::path& dir) {
+  try {
+    Tokenizer::from_dir(dir);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(TokenizerLoad, DeeplyNestedTokenizerFilesAreRefusedNamingTheFile) {
+  const std::string deep = R"({"x": )" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  {
+    CharlevelDir dir;
+    dir.write("tokenizer.json", deep);
+    const std::string msg = from_dir_error(dir.path());
+    EXPECT_NE(msg.find((dir.path() / "tokenizer.json").string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("nested deeper than 512 levels"), std::string::npos) << msg;
+  }
+  {
+    CharlevelDir dir;
+    dir.write("tokenizer_config.json", deep);
+    const std::string msg = from_dir_error(dir.path());
+    EXPECT_NE(msg.find((dir.path() / "tokenizer_config.json").string()), std::string::npos) << msg;
+    EXPECT_NE(msg.find("nested deeper than 512 levels"), std::string::npos) << msg;
+  }
+  {  // an added_tokens_decoder key is parsed as JSON too
+    CharlevelDir dir;
+    dir.write("tokenizer_config.json",
+              R"({"added_tokens_decoder": {")" + std::string(100000, '[') + R"(": {"content": "x"}}})");
+    EXPECT_NE(from_dir_error(dir.path()).find("the key is not a token id"), std::string::npos);
+  }
+}
+
+// A model whose embedding has fewer rows than the tokenizer has ids would be fed ids past its embedding.
+TEST(TokenizerLoad, ModelVocabularySmallerThanTheTokenizersIsRefused) {
+  CharlevelDir dir;
+  const int32_t n = Tokenizer::from_file(dir.path() / "tokenizer.json")->vocab_size();
+  ASSERT_GT(n, 1);
+  dir.write("config.json", R"({"vocab_size": )" + std::to_string(n - 1) + "}");
+  const std::string msg = from_dir_error(dir.path());
+  EXPECT_NE(msg.find("config.json"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("'vocab_size' " + std::to_string(n - 1)), std::string::npos) << msg;
+  EXPECT_NE(msg.find(std::to_string(n) + " ids"), std::string::npos) << msg;
+  // Equal or larger (padding rows, as every GLM and Qwen checkpoint has) loads.
+  for (const int32_t v : {n, n + 64}) {
+    dir.write("config.json", R"({"vocab_size": )" + std::to_string(v) + "}");
+    EXPECT_EQ(from_dir_error(dir.path()), "") << v;
+  }
+  const auto tok = Tokenizer::from_dir(dir.path());
+  EXPECT_NO_THROW(check_model_vocabulary(*tok, n, "config.json"));
+  EXPECT_THROW(check_model_vocabulary(*tok, 0, "config.json"), Error);
+}
+
 TEST(TokenizerConcurrency, ParallelEncodeMatchesSerial) {
   TANDEM_REQUIRE_OR_SKIP(testing::qwen3_installed(), testing::qwen3_missing());
   const Tokenizer& tok = testing::qwen3();

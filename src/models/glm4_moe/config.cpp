@@ -1,5 +1,7 @@
 #include "models/glm4_moe/config.h"
 
+#include <limits>
+
 #include "models/config_reader.h"
 
 namespace tandem::models::glm4_moe {
@@ -21,6 +23,52 @@ void read_rope(const ConfigReader& r, Glm4MoeConfig& c) {
     const ConfigReader rs(r.raw().at("rope_scaling"), r.where() + " rope_scaling");
     rs.require_one_of("rope_type", {"default"});
     rs.require_one_of("type", {"default"});
+  }
+}
+
+// Every value checked against its meaning once, here, so nothing downstream (memory plan, allocation,
+// kernels) sees a count that is zero, negative, absurd or inconsistent. The bounds are far beyond any
+// published model (GLM-4.7: 92 layers, hidden 5120, 160 experts, vocab 151552) and small enough that no size
+// product overflows int64; a million layers would otherwise allocate until the kernel kills the process.
+constexpr int kMaxLayers = 10000;
+constexpr int64_t kMaxVocab = int64_t{1} << 24;
+constexpr int64_t kMaxWidth = int64_t{1} << 20;  // hidden and intermediate sizes
+constexpr int kMaxHeads = 4096;
+constexpr int kMaxHeadDim = 4096;
+constexpr int kMaxExperts = 1 << 14;
+constexpr int64_t kMaxPositions = int64_t{1} << 30;
+
+void check_hf_config(const ConfigReader& r, const Glm4MoeConfig& c) {
+  r.check_range<int64_t>("vocab_size", c.vocab_size, 1, kMaxVocab);
+  r.check_range<int64_t>("hidden_size", c.hidden_size, 1, kMaxWidth);
+  r.check_range<int64_t>("intermediate_size", c.intermediate_size, 1, kMaxWidth);
+  r.check_range<int64_t>("moe_intermediate_size", c.moe_intermediate_size, 1, kMaxWidth);
+  r.check_range("num_hidden_layers", c.num_hidden_layers, 1, kMaxLayers);
+  r.check_range("num_attention_heads", c.num_attention_heads, 1, kMaxHeads);
+  r.check_range("num_key_value_heads", c.num_key_value_heads, 1, kMaxHeads);
+  if (!r.has("head_dim") && c.hidden_size % c.num_attention_heads != 0)
+    fail(
+        "config.json: 'hidden_size' {} is not divisible by 'num_attention_heads' {} (and no 'head_dim' is "
+        "given)",
+        c.hidden_size, c.num_attention_heads);
+  r.check_range("head_dim", c.head_dim, 1, kMaxHeadDim);
+  r.check_range("n_routed_experts", c.n_routed_experts, 1, kMaxExperts);
+  r.check_range("num_experts_per_tok", c.num_experts_per_tok, 1, kMaxExperts);
+  if (c.num_experts_per_tok > c.n_routed_experts)
+    fail("config.json: 'num_experts_per_tok' {} > 'n_routed_experts' {}", c.num_experts_per_tok,
+         c.n_routed_experts);
+  r.check_range("n_shared_experts", c.n_shared_experts, 0, kMaxExperts);
+  r.check_range("first_k_dense_replace", c.first_k_dense_replace, 0, c.num_hidden_layers);
+  r.check_range<int64_t>("max_position_embeddings", c.max_position_embeddings, 1, kMaxPositions);
+  r.check_range("rms_norm_eps", c.rms_norm_eps, 0.0f, 1.0f, /*lo_open=*/true, /*hi_open=*/true);
+  r.check_range("rope_theta", c.rope_theta, 0.0f, std::numeric_limits<float>::max(), /*lo_open=*/true);
+  r.check_range("partial_rotary_factor", c.partial_rotary_factor, 0.0f, 1.0f, /*lo_open=*/true);
+  r.check_range("routed_scaling_factor", c.routed_scaling_factor, 0.0f, std::numeric_limits<float>::max(),
+                /*lo_open=*/true);
+  for (const int32_t id : c.eos_token_ids) {
+    if (id < 0 || id >= c.vocab_size)
+      fail("config.json: 'eos_token_id' {} is outside the vocabulary [0, {}) of 'vocab_size'", id,
+           c.vocab_size);
   }
 }
 
@@ -69,22 +117,10 @@ Glm4MoeConfig Glm4MoeConfig::from_hf(const nlohmann::json& config, std::set<std:
   c.eos_token_ids = r.int_list("eos_token_id");
   read_rope(r, c);
 
-  auto positive = [&](const char* key, int64_t v) {
-    if (v <= 0) fail("config.json: '{}' must be positive, got {}", key, v);
-  };
-  positive("vocab_size", c.vocab_size);
-  positive("hidden_size", c.hidden_size);
-  positive("num_hidden_layers", c.num_hidden_layers);
-  positive("num_attention_heads", c.num_attention_heads);
-  positive("num_key_value_heads", c.num_key_value_heads);
-  positive("head_dim", c.head_dim);
-  positive("n_routed_experts", c.n_routed_experts);
-  positive("num_experts_per_tok", c.num_experts_per_tok);
+  check_hf_config(r, c);
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     fail("config.json: num_attention_heads {} is not a multiple of num_key_value_heads {}", c.num_attention_heads,
          c.num_key_value_heads);
-  if (c.num_experts_per_tok > c.n_routed_experts)
-    fail("config.json: num_experts_per_tok {} > n_routed_experts {}", c.num_experts_per_tok, c.n_routed_experts);
   if (c.n_group < 1 || c.n_routed_experts % c.n_group != 0 || c.topk_group < 1 || c.topk_group > c.n_group)
     fail("config.json: n_group {} / topk_group {} do not divide n_routed_experts {}", c.n_group, c.topk_group,
          c.n_routed_experts);
