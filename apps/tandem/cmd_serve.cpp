@@ -220,6 +220,8 @@ int run_serve(const ServeFlags& f) {
     m = model.get();
     const auto dir = m->checkpoint->dir();
     tok = tokenizer::Tokenizer::from_dir(dir);
+    // from_dir checked config.json's vocab_size; the model may run another (--json-model-override-args).
+    tokenizer::check_model_vocabulary(*tok, m->config.vocab_size, "the model's vocab_size (after overrides)");
     log::info("loaded {} in {:.1f} s (resident weights {:.2f} GiB)", dir.string(), ticker.elapsed(),
               m->resident_weight_bytes() / double(1u << 30));
   }
