@@ -128,6 +128,24 @@ TEST_F(PrefixCacheEngine, GreedyOutputIsIdenticalWithTheCacheOnAndOffWithAndWith
   }
 }
 
+TEST_F(PrefixCacheEngine, ChunkedPrefillAfterAHitChangesNoOutput) {
+  for (int K : {0, 2}) {
+    engine::EngineOptions eo = base_;
+    eo.max_batch_tokens = 7;  // prompts of 23-32 tokens prefill in chunks of at most 7 rows, hits or not
+    eo.spec = {.enabled = K > 0, .num_steps = std::max(K, 1)};
+    const auto reqs = conversation();
+    engine::EngineOptions unchunked = base_;
+    unchunked.spec = eo.spec;
+    const Sequential off = run_sequential(*m_, *be_, unchunked, reqs);
+    const Sequential on = run_sequential(*m_, *be_, with_cache(eo), reqs);
+    for (size_t i = 0; i < reqs.size(); ++i) {
+      EXPECT_EQ(on.outputs[i], off.outputs[i]) << "K=" << K << " request " << i;
+      EXPECT_EQ(on.finals[i].spec.accepted_tokens, off.finals[i].spec.accepted_tokens) << "K=" << K << " request " << i;
+    }
+    EXPECT_EQ(on.finals[1].cached_tokens, 20);
+  }
+}
+
 TEST_F(PrefixCacheEngine, ConcurrentRequestsSharingPrefixesMatchTheirOutputsAlone) {
   for (int K : {0, 2}) {
     engine::EngineOptions eo = base_;
