@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "server/sse.h"
 
 namespace tandem::app {
 
@@ -39,6 +40,35 @@ nlohmann::json get_json(httplib::Client& cli, const std::string& path) {
   } catch (const std::exception& e) {
     fail("GET {} returned invalid JSON: {}", path, e.what());
   }
+}
+
+StreamPost post_events(const std::string& base, const std::string& path, const std::string& body, double timeout_s,
+                       const std::function<bool(const std::string&)>& on_event) {
+  StreamPost res;
+  httplib::Client cli(base);
+  cli.set_read_timeout(static_cast<time_t>(timeout_s));
+  cli.set_write_timeout(60);
+  cli.set_connection_timeout(10);
+  server::SseParser parser;
+  httplib::Request req;
+  req.method = "POST";
+  req.path = path;
+  req.body = body;
+  req.set_header("Content-Type", "application/json");
+  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    if (res.body.size() < 4096) res.body.append(data, std::min<size_t>(n, 4096));
+    for (const std::string& ev : parser.push(std::string_view(data, n)))
+      if (!on_event(ev)) return false;
+    return true;
+  };
+  auto r = cli.send(req);
+  if (!r) {
+    res.error = httplib::to_string(r.error());
+    return res;
+  }
+  res.status = r->status;
+  if (r->status != 200 && !r->body.empty()) res.body = r->body;
+  return res;
 }
 
 std::map<std::string, double> metric_samples(httplib::Client& cli, const std::string& prefix) {

@@ -15,7 +15,6 @@
 #include "bench_http.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "server/sse.h"
 
 namespace tandem::app {
 namespace {
@@ -34,61 +33,38 @@ struct TurnResult {
 TurnResult run_turn(const MultiTurnOptions& o, const std::vector<int32_t>& ids) {
   TurnResult res;
   res.prompt_tokens = static_cast<int64_t>(ids.size());
-  httplib::Client cli(o.base);
-  cli.set_read_timeout(static_cast<time_t>(o.timeout_s));
-  cli.set_write_timeout(60);
-  cli.set_connection_timeout(10);
   const nlohmann::json body = {{"input_ids", ids},
                                {"stream", true},
                                {"sampling_params",
                                 {{"max_new_tokens", o.output_len}, {"temperature", o.temperature}, {"ignore_eos", true}}}};
-  server::SseParser parser;
   bool first = true;
   const auto start = Clock::now();
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/generate";
-  req.body = body.dump();
-  req.set_header("Content-Type", "application/json");
-  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-    for (const std::string& ev : parser.push(std::string_view(data, n))) {
-      if (ev == "[DONE]") continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(ev);
-      } catch (const std::exception&) {
-        res.error = "invalid JSON event: " + ev.substr(0, 200);
-        return false;
-      }
-      if (j.contains("error")) {
-        res.error = j["error"].is_object() ? j["error"].value("message", "error event") : j["error"].dump();
-        return false;
-      }
-      if (j.contains("output_ids")) res.output = j["output_ids"].get<std::vector<int32_t>>();
-      if (j.contains("meta_info")) res.cached_tokens = j["meta_info"].value("cached_tokens", int64_t{0});
-      if (first && !res.output.empty()) {
-        res.ttft = std::chrono::duration<double>(Clock::now() - start).count();
-        first = false;
-      }
+  const StreamPost r = post_events(o.base, "/generate", body.dump(), o.timeout_s, [&](const std::string& ev) {
+    if (ev == "[DONE]") return true;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(ev);
+    } catch (const std::exception&) {
+      res.error = "invalid JSON event: " + ev.substr(0, 200);
+      return false;
+    }
+    if (j.contains("error")) {
+      res.error = j["error"].is_object() ? j["error"].value("message", "error event") : j["error"].dump();
+      return false;
+    }
+    if (j.contains("output_ids")) res.output = j["output_ids"].get<std::vector<int32_t>>();
+    if (j.contains("meta_info")) res.cached_tokens = j["meta_info"].value("cached_tokens", int64_t{0});
+    if (first && !res.output.empty()) {
+      res.ttft = std::chrono::duration<double>(Clock::now() - start).count();
+      first = false;
     }
     return true;
-  };
-  auto r = cli.send(req);
+  });
   res.e2e = std::chrono::duration<double>(Clock::now() - start).count();
-  if (!r) {
-    if (res.error.empty()) res.error = httplib::to_string(r.error());
-    return res;
-  }
-  if (r->status != 200) {
-    res.error = fmt::format("HTTP {}: {}", r->status, r->body);
-    return res;
-  }
-  if (!res.error.empty()) return res;
-  if (first) {
-    res.error = "no output received";
-    return res;
-  }
-  res.ok = true;
+  if (r.status == 0 && res.error.empty()) res.error = r.error;
+  else if (r.status != 200 && r.status != 0) res.error = fmt::format("HTTP {}: {}", r.status, r.body);
+  else if (res.error.empty() && first) res.error = "no output received";
+  res.ok = res.error.empty();
   return res;
 }
 

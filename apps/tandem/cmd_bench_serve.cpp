@@ -25,7 +25,6 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "spec/stats.h"
-#include "server/sse.h"
 
 namespace tandem::app {
 
@@ -71,77 +70,51 @@ std::map<std::string, double> spec_counters(httplib::Client& cli) {
 
 RequestResult run_one(const std::string& base, const nlohmann::json& body, double timeout_s) {
   RequestResult res;
-  httplib::Client cli(base);
-  cli.set_read_timeout(static_cast<time_t>(timeout_s));
-  cli.set_write_timeout(60);
-  cli.set_connection_timeout(10);
-  server::SseParser parser;
-  std::string raw;  // kept only for error reporting
   Clock::time_point last;
   bool first = true;
   const auto start = Clock::now();
-  httplib::Request req;
-  req.method = "POST";
-  req.path = "/v1/completions";
-  req.body = body.dump();
-  req.set_header("Content-Type", "application/json");
-  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+  const StreamPost r = post_events(base, "/v1/completions", body.dump(), timeout_s, [&](const std::string& ev) {
     const auto now = Clock::now();
-    if (raw.size() < 4096) raw.append(data, std::min<size_t>(n, 4096));
-    for (const std::string& ev : parser.push(std::string_view(data, n))) {
-      if (ev == "[DONE]") continue;
-      nlohmann::json j;
-      try {
-        j = nlohmann::json::parse(ev);
-      } catch (const std::exception&) {
-        res.error = "invalid JSON event: " + ev.substr(0, 200);
-        return false;
-      }
-      if (j.contains("error")) {
-        res.error = j["error"].value("message", "error event");
-        return false;
-      }
-      if (j.contains("usage") && j["usage"].is_object() && j["choices"].empty()) {
-        const auto& u = j["usage"];
-        res.prompt_tokens = u.value("prompt_tokens", 0);
-        res.output_tokens = u.value("completion_tokens", 0);
-        if (u.contains("spec")) {
-          res.verify_steps = u["spec"].value("verify_steps", 0);
-          // Tokens of plain (K = 0) steps ("drafts_per_step" "0") do not count towards the accept length.
-          int64_t plain = 0;
-          if (u["spec"].contains("drafts_per_step")) plain = u["spec"]["drafts_per_step"].value("0", int64_t{0});
-          res.engine_tokens = res.output_tokens - plain;
-        }
-      }
-      if (!j.contains("choices") || j["choices"].empty()) continue;
-      const std::string text = j["choices"][0].value("text", "");
-      if (text.empty()) continue;
-      if (first) {
-        res.ttft = std::chrono::duration<double>(now - start).count();
-        first = false;
-      } else {
-        res.itl.push_back(std::chrono::duration<double>(now - last).count());
-      }
-      last = now;
+    if (ev == "[DONE]") return true;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(ev);
+    } catch (const std::exception&) {
+      res.error = "invalid JSON event: " + ev.substr(0, 200);
+      return false;
     }
+    if (j.contains("error")) {
+      res.error = j["error"].value("message", "error event");
+      return false;
+    }
+    if (j.contains("usage") && j["usage"].is_object() && j["choices"].empty()) {
+      const auto& u = j["usage"];
+      res.prompt_tokens = u.value("prompt_tokens", 0);
+      res.output_tokens = u.value("completion_tokens", 0);
+      if (u.contains("spec")) {
+        res.verify_steps = u["spec"].value("verify_steps", 0);
+        // Tokens of plain (K = 0) steps ("drafts_per_step" "0") do not count towards the accept length.
+        int64_t plain = 0;
+        if (u["spec"].contains("drafts_per_step")) plain = u["spec"]["drafts_per_step"].value("0", int64_t{0});
+        res.engine_tokens = res.output_tokens - plain;
+      }
+    }
+    if (!j.contains("choices") || j["choices"].empty()) return true;
+    if (j["choices"][0].value("text", "").empty()) return true;
+    if (first) {
+      res.ttft = std::chrono::duration<double>(now - start).count();
+      first = false;
+    } else {
+      res.itl.push_back(std::chrono::duration<double>(now - last).count());
+    }
+    last = now;
     return true;
-  };
-  auto r = cli.send(req);
+  });
   res.e2e = std::chrono::duration<double>(Clock::now() - start).count();
-  if (!r) {
-    if (res.error.empty()) res.error = httplib::to_string(r.error());
-    return res;
-  }
-  if (r->status != 200) {
-    res.error = fmt::format("HTTP {}: {}", r->status, r->body.empty() ? raw : r->body);
-    return res;
-  }
-  if (!res.error.empty()) return res;
-  if (first) {
-    res.error = "no text received";
-    return res;
-  }
-  res.ok = true;
+  if (r.status == 0 && res.error.empty()) res.error = r.error;
+  else if (r.status != 200 && r.status != 0) res.error = fmt::format("HTTP {}: {}", r.status, r.body);
+  else if (res.error.empty() && first) res.error = "no text received";
+  res.ok = res.error.empty();
   return res;
 }
 
