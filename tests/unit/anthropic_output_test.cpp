@@ -15,6 +15,7 @@
 #include <random>
 
 #include "parsers/tool_call_id.h"
+#include "common/parser_corpus.h"
 #include "server/chat_output.h"
 
 namespace tandem::server {
@@ -24,41 +25,15 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using OJson = nlohmann::ordered_json;
 
-struct Case {
-  std::string id;  // file/case
-  std::string text;
-  ChatOutputOptions options;
-};
+using Case = test::ParserCase;
 
-std::vector<Case> load_corpus() {
-  std::vector<Case> cases;
-  const fs::path dir = fs::path(TANDEM_SOURCE_DIR) / "tests" / "fixtures" / "parsers";
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().extension() == ".json") files.push_back(entry.path());
-  std::sort(files.begin(), files.end());
-  for (const fs::path& file : files) {
-    std::ifstream in(file);
-    const json doc = json::parse(in);
-    for (const json& c : doc.at("cases")) {
-      cases.push_back(
-          {.id = file.stem().string() + "/" + c.at("name").get<std::string>(),
-           .text = c.at("text").get<std::string>(),
-           .options = {
-               .tool_parser = c.value("tool_parser", doc.at("tool_parser").get<std::string>()),
-               .reasoning_parser = c.value("reasoning_parser", doc.at("reasoning_parser").get<std::string>()),
-               .starts_in_reasoning = c.value("starts_in_reasoning", false),
-               .schemas = parsers::ToolSchemas::from_openai_tools(doc.at("tools"))}});
-    }
-  }
-  return cases;
-}
+std::vector<Case> load_corpus() { return test::load_parser_corpus(); }
 
 /// GLM-4.5 outputs with thinking before tool calls, the agent case, beyond the corpus's: parallel calls, text
 /// between thinking and a call, typed, nested and unicode arguments, a call without arguments followed by
 /// text, and outputs cut off by max_tokens inside a call and inside thinking.
 std::vector<Case> glm45_thinking_calls() {
-  std::ifstream in(fs::path(TANDEM_SOURCE_DIR) / "tests" / "fixtures" / "parsers" / "glm45.json");
+  std::ifstream in(test::parser_corpus_dir() / "glm45.json");
   const json doc = json::parse(in);
   const ChatOutputOptions glm = {.tool_parser = "glm45",
                                  .reasoning_parser = "glm45",

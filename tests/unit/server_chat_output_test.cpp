@@ -13,6 +13,7 @@
 #include <random>
 
 #include "parsers/tool_call_id.h"
+#include "common/parser_corpus.h"
 #include "server/chat_output.h"
 
 namespace tandem::server {
@@ -21,37 +22,9 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-struct Case {
-  std::string id;  // file/case
-  std::string text;
-  ChatOutputOptions options;
-  json expect;
-};
+using Case = test::ParserCase;
 
-std::vector<Case> load_corpus() {
-  std::vector<Case> cases;
-  const fs::path dir = fs::path(TANDEM_SOURCE_DIR) / "tests" / "fixtures" / "parsers";
-  std::vector<fs::path> files;
-  for (const auto& entry : fs::directory_iterator(dir))
-    if (entry.path().extension() == ".json") files.push_back(entry.path());
-  std::sort(files.begin(), files.end());
-  for (const fs::path& file : files) {
-    std::ifstream in(file);
-    const json doc = json::parse(in);
-    for (const json& c : doc.at("cases")) {
-      cases.push_back(
-          {.id = file.stem().string() + "/" + c.at("name").get<std::string>(),
-           .text = c.at("text").get<std::string>(),
-           .options = {.tool_parser = c.value("tool_parser", doc.at("tool_parser").get<std::string>()),
-                       .reasoning_parser =
-                           c.value("reasoning_parser", doc.at("reasoning_parser").get<std::string>()),
-                       .starts_in_reasoning = c.value("starts_in_reasoning", false),
-                       .schemas = parsers::ToolSchemas::from_openai_tools(doc.at("tools"))},
-           .expect = c.at("expect")});
-    }
-  }
-  return cases;
-}
+std::vector<Case> load_corpus() { return test::load_parser_corpus(); }
 
 const std::vector<Case>& corpus() {
   static const std::vector<Case> cases = load_corpus();
