@@ -8,6 +8,8 @@
 #include <iostream>
 #include <random>
 
+#include "core/json_text.h"
+
 namespace tandem::app {
 
 namespace {
@@ -41,7 +43,10 @@ std::vector<std::vector<int32_t>> bench_prompts(const models::LoadedModel& m, in
   std::vector<std::vector<int32_t>> out;
   std::ifstream f(m.checkpoint->dir() / "eval.json");
   if (f) {
-    const auto j = nlohmann::json::parse(f, nullptr, false);
+    const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    // Optional (a bundled model's held-out prompts): too deep or invalid means none.
+    const auto j = json_nesting_depth(text) <= kMaxJsonDepth ? nlohmann::json::parse(text, nullptr, false)
+                                                             : nlohmann::json();
     if (j.is_object() && j.contains("prompts"))
       for (const auto& p : j["prompts"]) {
         if (static_cast<int>(out.size()) == n) break;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/json_text.h"
 #include "kv/kv_dtype.h"
 #include "loader/checkpoint.h"
 #include "models/config_overrides.h"
@@ -24,11 +25,8 @@ using models::format_bytes;
 nlohmann::json read_json(const std::filesystem::path& file) {
   std::ifstream f(file);
   if (!f) fail("{}: cannot open (inspect --plan needs the checkpoint's config.json)", file.string());
-  try {
-    return nlohmann::json::parse(f);
-  } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", file.string(), e.what());
-  }
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  return parse_json_text<nlohmann::json>(text, file.string());
 }
 
 /// Whether the NextN layer has its own embed_tokens / shared_head.head, from the shard index when the folder

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/json_text.h"
 #include "tokenizer/chat.h"
 
 namespace tandem::app {
@@ -46,12 +47,7 @@ Prompt build_prompt(const models::LoadedModel& model, const PromptInput& in) {
     p.ids = p.tokenizer->encode(in.text, /*add_special_tokens=*/true);
     return p;
   }
-  nlohmann::ordered_json messages;
-  try {
-    messages = nlohmann::ordered_json::parse(in.chat);
-  } catch (const std::exception& e) {
-    fail("--chat is not valid JSON: {}", e.what());
-  }
+  const auto messages = parse_json_text<nlohmann::ordered_json>(in.chat, "--chat");
   const std::string rendered = tokenizer::apply_chat_template(*p.tokenizer, messages, nlohmann::ordered_json(),
                                                               /*add_generation_prompt=*/true, {});
   p.ids = p.tokenizer->encode(rendered, /*add_special_tokens=*/false);
