@@ -7,15 +7,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BUILD=${1:-build}
-TESTS="backend_ops_test glm4_moe_golden_test spec_decode_test seeded_identity_test batch_invariance_test
+TESTS=${TESTS:-"backend_ops_test glm4_moe_golden_test spec_decode_test seeded_identity_test batch_invariance_test
        trained_acceptance_test server_api_test dummy_load_test row_split_test prefix_cache_engine_test
-       prefix_cache_server_test"
+       prefix_cache_server_test"}
 stage=$(mktemp -d)
 mkdir -p "$stage/bin" "$stage/lib" "$stage/lib-fallback"
 for b in tandem $TESTS; do
   test -x "$BUILD/bin/$b" || { echo "pack: $BUILD/bin/$b missing (build it with TANDEM_CUDA)"; exit 1; }
   strip -o "$stage/bin/$b" "$BUILD/bin/$b"
 done
+# BASE_TANDEM=path: a `tandem` of the tree before, packed as bin/tandem-base for A/B runs (tools/gpu/ab_decode.sh);
+# it shares most bytes with bin/tandem, so it costs little in the one xz stream.
+if [ -n "${BASE_TANDEM:-}" ]; then strip -o "$stage/bin/tandem-base" "$BASE_TANDEM"; fi
 # Libraries outside glibc that the binaries load; libstdc++ goes to a fallback folder used only when the
 # machine's own is older than the one these binaries were linked against.
 for lib in $(ldd "$BUILD/bin/tandem" "$BUILD/bin/server_api_test" | awk '/=> \//{print $3}' | sort -u); do
